@@ -1,0 +1,286 @@
+"""Reading ancestry checkpoints: a Hub id, a local folder, or a loaded transformers ViT.
+
+Checkpoint files (and the Hub) carry transformers 4 parameter names (`encoder.layer.0.attention.attention.query`),
+models in memory under transformers 5 carry the new ones (`layers.0.attention.q_proj`); both are read and mapped to
+this package's names. Weights are read from safetensors only: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from .configuration_learngene import LearngeneConfig
+from .modeling_learngene import LearngeneModel, _load_image_processor
+
+# model_type values whose checkpoints use the plain ViT block (google/vit-*, facebook/dino-vit*, facebook/deit-*
+# without distillation are all "vit").
+SUPPORTED_MODEL_TYPES = ("vit", "learngene")
+
+_GEOMETRY_FIELDS = (
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "initializer_range",
+    "layer_norm_eps",
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "qkv_bias",
+)
+
+# (pattern, replacement) applied in order to a key with its model prefix removed.
+_V4_TO_OURS = (
+    (r"^encoder\.layer\.(\d+)\.", r"layers.\1."),
+    (r"\.attention\.attention\.query\.", ".attention.q_proj."),
+    (r"\.attention\.attention\.key\.", ".attention.k_proj."),
+    (r"\.attention\.attention\.value\.", ".attention.v_proj."),
+    (r"\.attention\.output\.dense\.", ".attention.o_proj."),
+    (r"\.intermediate\.dense\.", ".mlp.fc1."),
+    (r"\.output\.dense\.", ".mlp.fc2."),
+)
+_MODEL_PREFIXES = ("vit.", "learngene.", "model.")
+_SKIPPED = re.compile(r"^(pooler\.|classifier\.|new_layers\.|embeddings\.mask_token)")
+
+
+def normalize_key(key: str) -> str | None:
+    """Map a ViT parameter name (v4 or v5 scheme, with or without a model prefix) to this package's name.
+
+    Returns None for tensors a learngene does not keep (pooler, heads, mask token).
+    """
+    for prefix in _MODEL_PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    if _SKIPPED.match(key):
+        return None
+    for pattern, replacement in _V4_TO_OURS:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+@dataclass
+class Ancestor:
+    """An ancestry ViT in a form every condensing method can use: geometry, tensors and provenance."""
+
+    config: PretrainedConfig
+    state_dict: dict[str, torch.Tensor]
+    name_or_path: str | None = None
+    revision: str | None = None
+    image_processor: Any = None
+    layer_indices: list[int] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_indices)
+
+    def geometry(self) -> dict[str, Any]:
+        return {name: getattr(self.config, name) for name in _GEOMETRY_FIELDS if hasattr(self.config, name)}
+
+    def learngene_config(self, layer_indices: list[int], **provenance) -> LearngeneConfig:
+        """A `LearngeneConfig` for a learngene cut from this ancestor at `layer_indices`."""
+        validate_layer_indices(layer_indices, self.num_layers)
+        geometry = self.geometry()
+        return LearngeneConfig(
+            **geometry,
+            layer_indices=[self.source_layer_indices[i] for i in layer_indices],
+            ancestor_name_or_path=self.name_or_path,
+            ancestor_revision=self.revision,
+            ancestor_num_layers=self._source_depth(),
+            **provenance,
+        )
+
+    @property
+    def source_layer_indices(self) -> list[int]:
+        """Index of each layer in the original ancestry model (differs from its position for a learngene)."""
+        if getattr(self.config, "model_type", None) == "learngene":
+            return list(self.config.layer_indices)
+        return list(self.layer_indices)
+
+    def _source_depth(self) -> int:
+        return int(getattr(self.config, "ancestor_num_layers", None) or self.num_layers)
+
+    def cut(self, layer_indices: list[int], **provenance) -> LearngeneModel:
+        """Build the `LearngeneModel` holding embeddings, the layers at `layer_indices` and the final LayerNorm.
+
+        `layer_indices` are positions in this ancestor (0-based, strictly increasing order not required but kept).
+        Tensors are cloned, so the learngene shares no memory with the ancestor.
+        """
+        config = self.learngene_config(layer_indices, **provenance)
+        model = LearngeneModel(config)
+        state = {}
+        for key, tensor in self.state_dict.items():
+            match = re.match(r"^layers\.(\d+)\.(.*)$", key)
+            if match is None:
+                state[key] = tensor
+                continue
+            position = int(match.group(1))
+            if position in layer_indices:
+                state[f"layers.{layer_indices.index(position)}.{match.group(2)}"] = tensor
+        expected = set(model.state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise ValueError(
+                f"The ancestor's tensors do not fit a ViT of its config: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}. Is it a plain ViT checkpoint?"
+            )
+        with torch.no_grad():
+            model.load_state_dict({k: v.detach().clone().contiguous() for k, v in state.items()}, strict=True)
+        model.image_processor = self.image_processor
+        return model
+
+    def full_model(self) -> LearngeneModel:
+        """The whole ancestor as a `LearngeneModel` (every layer kept), e.g. to extract per-layer features."""
+        return self.cut(list(range(self.num_layers)))
+
+
+def validate_layer_indices(layer_indices, num_layers: int) -> list[int]:
+    """Check layer positions against an ancestor depth; returns them as a list of ints."""
+    try:
+        indices = [int(i) for i in layer_indices]
+    except (TypeError, ValueError):
+        raise ValueError(f"Layer indices must be integers, got {layer_indices!r}.") from None
+    if not indices:
+        raise ValueError("No layers selected: pass at least one ancestry layer index.")
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"Layer indices {indices} contain duplicates; each ancestry layer can be kept once.")
+    bad = [i for i in indices if not 0 <= i < num_layers]
+    if bad:
+        raise ValueError(
+            f"Layer indices {bad} are out of range: the ancestor has {num_layers} layers (valid: 0..{num_layers - 1})."
+        )
+    return indices
+
+
+def _check_model_type(config: PretrainedConfig, source: str) -> None:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"{source} is a {model_type!r} model, not a ViT: learngenes are cut from ViT checkpoints "
+            f"(model_type one of {SUPPORTED_MODEL_TYPES}, e.g. google/vit-base-patch16-224, facebook/dino-vits16)."
+        )
+
+
+def _layer_positions(state_dict: dict[str, torch.Tensor]) -> list[int]:
+    found = {int(m.group(1)) for k in state_dict if (m := re.match(r"^layers\.(\d+)\.", k))}
+    return sorted(found)
+
+
+def _normalize_state_dict(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = {}
+    for key, tensor in raw.items():
+        new_key = normalize_key(key)
+        if new_key is not None:
+            state[new_key] = tensor
+    return state
+
+
+def _read_safetensors(name_or_path: str, hub_kwargs: dict) -> dict[str, torch.Tensor]:
+    """Read the (possibly sharded) safetensors weights of a folder or Hub repo."""
+
+    def fetch(filename: str) -> str | None:
+        if os.path.isdir(name_or_path):
+            path = os.path.join(name_or_path, hub_kwargs.get("subfolder", ""), filename)
+            return path if os.path.isfile(path) else None
+        try:
+            return hf_hub_download(name_or_path, filename, **hub_kwargs)
+        except EntryNotFoundError:
+            return None
+
+    single = fetch("model.safetensors")
+    files = [single] if single else []
+    if not files:
+        index = fetch("model.safetensors.index.json")
+        if index:
+            with open(index) as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+            files = [fetch(shard) for shard in shards]
+    if not files or not all(files):
+        pickled = fetch("pytorch_model.bin")
+        hint = (
+            " It only has pytorch_model.bin, which hf_learngene does not unpickle; convert it with "
+            "`ViTModel.from_pretrained(path).save_pretrained(path)` (writes safetensors)."
+            if pickled
+            else ""
+        )
+        raise OSError(f"No safetensors weights (model.safetensors) found in {name_or_path!r}.{hint}")
+    state = {}
+    for path in files:
+        try:
+            state.update(load_file(path))
+        except (SafetensorError, OSError) as err:
+            raise OSError(f"Could not read weights from {path}: {err}. Is the file complete (not truncated)?") from err
+    return state
+
+
+def load_ancestor(ancestor, *, revision: str | None = None, **hub_kwargs) -> Ancestor:
+    """Read an ancestry ViT.
+
+    Args:
+        ancestor (`str`, `ViTModel`, `ViTForImageClassification`, `LearngeneModel` or `Ancestor`):
+            A Hub id (e.g. `"google/vit-base-patch16-224"`), a local folder written by `save_pretrained`,
+            or a loaded model.
+        revision (`str`, *optional*):
+            Branch, tag or commit of a Hub checkpoint.
+        hub_kwargs:
+            Passed to the Hub download (`cache_dir`, `local_files_only`, `token`, `subfolder`).
+    """
+    if isinstance(ancestor, Ancestor):
+        return ancestor
+    if isinstance(ancestor, PreTrainedModel):
+        _check_model_type(ancestor.config, f"The model {type(ancestor).__name__}")
+        state = _normalize_state_dict({k: v.detach() for k, v in ancestor.state_dict().items()})
+        name = getattr(ancestor.config, "ancestor_name_or_path", None) or ancestor.config.name_or_path or None
+        result = Ancestor(
+            config=ancestor.config,
+            state_dict=state,
+            name_or_path=name,
+            revision=revision or getattr(ancestor.config, "ancestor_revision", None),
+            image_processor=getattr(ancestor, "image_processor", None),
+        )
+    elif isinstance(ancestor, (str, os.PathLike)):
+        ancestor = os.fspath(ancestor)
+        hub_kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
+        if revision is not None:
+            hub_kwargs["revision"] = revision
+        try:
+            config = AutoConfig.from_pretrained(ancestor, **hub_kwargs)
+        except ValueError as err:
+            raise ValueError(f"Could not read the config of {ancestor!r}: {err}") from err
+        _check_model_type(config, repr(ancestor))
+        state = _normalize_state_dict(_read_safetensors(ancestor, hub_kwargs))
+        result = Ancestor(
+            config=config,
+            state_dict=state,
+            name_or_path=getattr(config, "ancestor_name_or_path", None) or ancestor,
+            revision=revision,
+            image_processor=_load_image_processor(ancestor, hub_kwargs),
+        )
+    else:
+        raise TypeError(
+            f"`ancestor` must be a Hub id, a local folder or a loaded ViTModel / ViTForImageClassification, "
+            f"got {type(ancestor).__name__}."
+        )
+    result.layer_indices = _layer_positions(result.state_dict)
+    if not result.layer_indices:
+        raise ValueError(f"No transformer layers found in the ancestor {result.name_or_path!r}.")
+    if result.layer_indices != list(range(len(result.layer_indices))):
+        # A learngene used as an ancestor: positions are contiguous in its own numbering.
+        raise ValueError(f"Layer numbering of the ancestor is not contiguous: {result.layer_indices}.")
+    return result
+
+
+__all__ = ["Ancestor", "load_ancestor", "normalize_key", "validate_layer_indices"]

@@ -1,0 +1,412 @@
+"""Learngene and descendant models.
+
+The ViT layer code is adapted from transformers' `models/vit/modeling_vit.py` (Apache-2.0) and owned here, so
+that its parameter names and internals do not move with transformers releases. Parameter names follow
+transformers 5's ViT (`attention.q_proj`, `mlp.fc1`, ...), so checkpoint tensors map one to one.
+
+This file travels as remote code next to saved checkpoints: it imports only torch, transformers, the standard
+library and its sibling ``configuration_learngene.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutput
+from transformers.utils import logging
+
+from .configuration_learngene import LAYOUT_INHERITED, LearngeneConfig
+
+logger = logging.get_logger(__name__)
+
+_PREPROCESSOR_FILE = "preprocessor_config.json"
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+class LearngenePatchEmbeddings(nn.Module):
+    """Turns `pixel_values` (batch, channels, height, width) into patch tokens (batch, patches, hidden)."""
+
+    def __init__(self, config: LearngeneConfig):
+        super().__init__()
+        self.image_size = _pair(config.image_size)
+        self.patch_size = _pair(config.patch_size)
+        self.num_channels = config.num_channels
+        self.num_patches = (self.image_size[0] // self.patch_size[0]) * (self.image_size[1] // self.patch_size[1])
+        self.projection = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=self.patch_size, stride=self.patch_size
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.num_channels:
+            raise ValueError(
+                f"Expected pixel_values of shape (batch, {self.num_channels}, height, width), got "
+                f"{tuple(pixel_values.shape)}. Convert the images to {self.num_channels} channel(s) first "
+                "(e.g. `image.convert('RGB')`, or use hf_learngene.data, which replicates grayscale channels)."
+            )
+        return self.projection(pixel_values).flatten(2).transpose(1, 2)
+
+
+class LearngeneEmbeddings(nn.Module):
+    """CLS token, position embeddings and patch embeddings."""
+
+    def __init__(self, config: LearngeneConfig):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.patch_embeddings = LearngenePatchEmbeddings(config)
+        self.position_embeddings = nn.Parameter(
+            torch.zeros(1, self.patch_embeddings.num_patches + 1, config.hidden_size)
+        )
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.patch_size = self.patch_embeddings.patch_size
+        self.image_size = self.patch_embeddings.image_size
+
+    def interpolate_pos_encoding(self, height: int, width: int) -> torch.Tensor:
+        """Bicubic resize of the patch position embeddings to a (height, width) input, as DINO and ViT do."""
+        new_h, new_w = height // self.patch_size[0], width // self.patch_size[1]
+        old_h, old_w = self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1]
+        if (new_h, new_w) == (old_h, old_w):
+            return self.position_embeddings
+        cls_pos = self.position_embeddings[:, :1]
+        patch_pos = self.position_embeddings[:, 1:]
+        dim = patch_pos.shape[-1]
+        patch_pos = patch_pos.reshape(1, old_h, old_w, dim).permute(0, 3, 1, 2)
+        patch_pos = F.interpolate(patch_pos, size=(new_h, new_w), mode="bicubic", align_corners=False)
+        patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, new_h * new_w, dim)
+        return torch.cat((cls_pos, patch_pos), dim=1)
+
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        height, width = pixel_values.shape[-2:]
+        if not interpolate_pos_encoding and (height, width) != self.image_size:
+            raise ValueError(
+                f"Input image size ({height}x{width}) does not match the model ({self.image_size[0]}x"
+                f"{self.image_size[1]}). Resize the images (the learngene's image processor does), or pass "
+                "`interpolate_pos_encoding=True` to interpolate the position embeddings."
+            )
+        embeddings = self.patch_embeddings(pixel_values)
+        cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)
+        embeddings = torch.cat((cls_tokens, embeddings), dim=1)
+        if interpolate_pos_encoding:
+            embeddings = embeddings + self.interpolate_pos_encoding(height, width)
+        else:
+            embeddings = embeddings + self.position_embeddings
+        return self.dropout(embeddings)
+
+
+class LearngeneAttention(nn.Module):
+    """Multi-head self-attention through `scaled_dot_product_attention`.
+
+    Query, key and value are stored as three projections (the names transformers' ViT uses, so checkpoints map
+    one to one) and computed as one fused matmul.
+    """
+
+    def __init__(self, config: LearngeneConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.dropout = config.attention_probs_dropout_prob
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch, seq, _ = hidden_states.shape
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+        bias = None
+        if self.q_proj.bias is not None:
+            bias = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
+        qkv = F.linear(hidden_states, weight, bias).view(batch, seq, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attn = F.scaled_dot_product_attention(
+            query, key, value, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.o_proj(attn.transpose(1, 2).reshape(batch, seq, -1))
+
+
+class LearngeneMLP(nn.Module):
+    def __init__(self, config: LearngeneConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation_fn = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation_fn(self.fc1(hidden_states)))
+
+
+class LearngeneLayer(GradientCheckpointingLayer):
+    """A pre-norm ViT block. `is_new` marks layers a descendant adds (they get `config.new_layer_init`)."""
+
+    def __init__(self, config: LearngeneConfig, is_new: bool = False):
+        super().__init__()
+        self.is_new = is_new
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = LearngeneAttention(config)
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = LearngeneMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.dropout(self.attention(self.layernorm_before(hidden_states)))
+        return hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+
+
+def _mimetic_init_(attention: LearngeneAttention, generator: torch.Generator | None = None) -> None:
+    """Mimetic initialisation (Trockman & Kolter, 2023): W_q W_k^T ~ 0.7 (Z + I) per head, W_v W_o ~ 0.4 (Z - I)."""
+    dim = attention.q_proj.weight.shape[1]
+    hd = attention.head_dim
+    device = attention.q_proj.weight.device
+
+    def factors(scale: float, sign: float) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn(dim, dim, generator=generator, device=device) / math.sqrt(dim)
+        u, s, vh = torch.linalg.svd(scale * (z + sign * torch.eye(dim, device=device)))
+        root = s.sqrt()
+        return u * root, vh.T * root
+
+    q_rows, k_rows = [], []
+    for _ in range(attention.num_heads):
+        left, right = factors(0.7, 1.0)
+        q_rows.append(left[:, :hd].T)
+        k_rows.append(right[:, :hd].T)
+    dtype = attention.q_proj.weight.dtype
+    init.copy_(attention.q_proj.weight, torch.cat(q_rows).to(dtype))
+    init.copy_(attention.k_proj.weight, torch.cat(k_rows).to(dtype))
+    left, right = factors(0.4, -1.0)
+    init.copy_(attention.v_proj.weight, left.T.to(dtype))
+    init.copy_(attention.o_proj.weight, right.to(dtype))
+
+
+class LearngenePreTrainedModel(PreTrainedModel):
+    config_class = LearngeneConfig
+    config: LearngeneConfig
+    base_model_prefix = "learngene"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["LearngeneEmbeddings", "LearngeneLayer"]
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, LearngeneEmbeddings):
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+        elif isinstance(module, LearngeneLayer) and module.is_new and self.config.new_layer_init == "mimetic":
+            _mimetic_init_(module.attention)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, plus the image processor saved beside the weights, when there is one
+        (kept as `model.image_processor` and written again by `save_pretrained`)."""
+        hub_kwargs = {
+            key: kwargs[key]
+            for key in ("revision", "cache_dir", "local_files_only", "token", "subfolder")
+            if kwargs.get(key) is not None
+        }
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model.image_processor = _load_image_processor(pretrained_model_name_or_path, hub_kwargs)
+        return model
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        """`PreTrainedModel.push_to_hub`; the model card written on the way names `repo_id` in its usage snippet."""
+        self._card_repo_id = repo_id
+        try:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        finally:
+            self._card_repo_id = None
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the image processor (when attached) and a model card."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True) is False:
+            return
+        processor = getattr(self, "image_processor", None)
+        if processor is not None:
+            processor.save_pretrained(save_directory)
+        _write_model_card(self, save_directory)
+
+
+def _load_image_processor(name_or_path, hub_kwargs: dict):
+    from transformers import AutoImageProcessor
+
+    if os.path.isdir(str(name_or_path)):
+        folder = os.path.join(str(name_or_path), hub_kwargs.get("subfolder", ""))
+        if not os.path.isfile(os.path.join(folder, _PREPROCESSOR_FILE)):
+            return None
+    try:
+        return AutoImageProcessor.from_pretrained(name_or_path, **hub_kwargs)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_model_card(model: PreTrainedModel, save_directory) -> None:
+    # The card renderer lives in the installed package; remote-code copies save without a card.
+    try:
+        from hf_learngene.model_card import write_model_card
+    except ImportError:
+        return
+    write_model_card(model, save_directory)
+
+
+class LearngeneModel(LearngenePreTrainedModel):
+    """Embeddings (patch, CLS, position), the learngene layers in order and the ancestry's final LayerNorm.
+
+    With every ancestry layer kept, `last_hidden_state` equals the ancestry `ViTModel`'s.
+
+    Example:
+
+    ```python
+    >>> from hf_learngene import LearngeneModel
+    >>> learngene = LearngeneModel.from_pretrained("org/vit-learngene")
+    >>> outputs = learngene(pixel_values)  # BaseModelOutput
+    ```"""
+
+    def __init__(self, config: LearngeneConfig):
+        super().__init__(config)
+        self.embeddings = LearngeneEmbeddings(config)
+        self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.image_processor = None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embeddings
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        interpolate_pos_encoding: bool = False,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput | tuple:
+        """
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch, channels, height, width)`):
+                Images, normalised as the learngene's image processor does.
+            interpolate_pos_encoding (`bool`, *optional*, defaults to `False`):
+                Interpolate the position embeddings for inputs of another resolution.
+            output_hidden_states (`bool`, *optional*):
+                Also return the embedding output and the output of every layer (before the final LayerNorm).
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        hidden_states = self.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+            if output_hidden_states:
+                all_hidden = all_hidden + (hidden_states,)
+        hidden_states = self.layernorm(hidden_states)
+        if not return_dict:
+            return tuple(v for v in (hidden_states, all_hidden) if v is not None)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden)
+
+
+class DescendantForImageClassification(LearngenePreTrainedModel):
+    """A ViT classifier grown from a learngene: inherited layers (`L`) and new random layers (`R`) in the order
+    `config.layout` gives, the learngene's final LayerNorm and a new linear head on the CLS token.
+
+    Example:
+
+    ```python
+    >>> from hf_learngene import DescendantForImageClassification
+    >>> model = DescendantForImageClassification.from_pretrained(
+    ...     "org/vit-learngene", num_labels=10, layout="LLRRLLLL"
+    ... )
+    ```"""
+
+    _keys_to_ignore_on_load_missing = [r"^new_layers\.", r"^classifier\."]
+
+    def __init__(self, config: LearngeneConfig):
+        if not getattr(config, "_labels_given", True):
+            raise ValueError(
+                "A descendant needs a classification head size: pass `num_labels=` (or `id2label=`), e.g. "
+                "DescendantForImageClassification.from_pretrained(path, num_labels=10)."
+            )
+        config.layout = config.resolved_layout()
+        config.num_new_layers = None
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.learngene = LearngeneModel(config)
+        num_new = len(config.layout) - config.layout.count(LAYOUT_INHERITED)
+        self.new_layers = nn.ModuleList([LearngeneLayer(config, is_new=True) for _ in range(num_new)])
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.image_processor = None
+        self.post_init()
+
+    @property
+    def layout(self) -> str:
+        return self.config.layout
+
+    def descendant_layers(self) -> list[LearngeneLayer]:
+        """The layers in forward order, as the layout interleaves them."""
+        inherited, new = iter(self.learngene.layers), iter(self.new_layers)
+        return [next(inherited) if c == LAYOUT_INHERITED else next(new) for c in self.config.layout]
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.learngene.embeddings.patch_embeddings
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        """
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch, channels, height, width)`):
+                Images, normalised as the learngene's image processor does.
+            labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
+                Class indices in `[0, num_labels)`; the cross-entropy `loss` is returned when given.
+            interpolate_pos_encoding (`bool`, *optional*, defaults to `False`):
+                Interpolate the position embeddings for inputs of another resolution.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        hidden_states = self.learngene.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        for layer in self.descendant_layers():
+            hidden_states = layer(hidden_states)
+            if output_hidden_states:
+                all_hidden = all_hidden + (hidden_states,)
+        hidden_states = self.learngene.layernorm(hidden_states)
+        logits = self.classifier(hidden_states[:, 0])
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float(), labels.to(logits.device).view(-1))
+        if not return_dict:
+            return tuple(v for v in (loss, logits, all_hidden) if v is not None)
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden)
+
+
+__all__ = [
+    "DescendantForImageClassification",
+    "LearngeneModel",
+    "LearngenePreTrainedModel",
+]
