@@ -212,6 +212,12 @@ class LearngenePreTrainedModel(PreTrainedModel):
         elif isinstance(module, LearngeneLayer) and module.is_new and self.config.new_layer_init == "mimetic":
             _mimetic_init_(module.attention)
 
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
+        # `_init_weights` only uses transformers.initialization helpers, which skip loaded tensors; so the shortcut
+        # transformers takes for custom code (skip modules without direct parameters) is not needed, and it would
+        # skip the layer-level mimetic initialisation of new layers.
+        super()._initialize_weights(module, is_custom_code=False)
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, plus the image processor saved beside the weights, when there is one
