@@ -1,0 +1,87 @@
+"""Model cards written by save_pretrained: YAML metadata and provenance, for learngenes and descendants."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+from tiny_models import tiny_vit
+
+from hf_learngene import DescendantForImageClassification, LearngeneConfig, LearngeneModel, condense
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_learngene_card_metadata_and_body(tmp_path):
+    learngene = condense(tiny_vit(seed=2), method="heuristic", num_layers=2)
+    # An ancestor with a Hub id shows up as `base_model`.
+    learngene.config.ancestor_name_or_path = "google/vit-base-patch16-224"
+    learngene.save_pretrained(tmp_path)
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.library_name == "hf_learngene"
+    assert {"learngene", "vision-transformer"} <= set(card.data.tags)
+    assert card.data.base_model == "google/vit-base-patch16-224"
+    assert card.data.to_dict().get("pipeline_tag") is None
+    assert "| Layers kept (0-based) | 2, 3 |" in card.text
+    assert "`heuristic`" in card.text
+    assert "[`google/vit-base-patch16-224`](https://huggingface.co/google/vit-base-patch16-224)" in card.text
+    assert 'layout="LLRR"' in card.text
+
+
+def test_learngene_card_shows_scores(tmp_path):
+    config = LearngeneConfig(
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=30,
+        patch_size=2,
+        layer_indices=[0, 2],
+        ancestor_num_layers=3,
+        ancestor_name_or_path="./local-ancestor",
+        condensing_method="cka",
+        condensing_scores=[0.9, 0.1, 0.7],
+    )
+    LearngeneModel(config).save_pretrained(tmp_path)
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.base_model is None  # a local path is not a Hub id
+    assert "| 0 | 0.9000 | yes |" in card.text
+    assert "| 1 | 0.1000 |  |" in card.text
+    assert "| 2 | 0.7000 | yes |" in card.text
+
+
+def test_descendant_card(tmp_path):
+    learngene = condense(tiny_vit(seed=2), method="first", num_layers=2)
+    learngene.config.ancestor_name_or_path = "facebook/dino-vits16"
+    learngene.save_pretrained(tmp_path / "lg")
+    model = DescendantForImageClassification.from_pretrained(
+        tmp_path / "lg", num_labels=2, layout="LRL", id2label={0: "cat", 1: "dog"}, label2id={"cat": 0, "dog": 1}
+    )
+    model.card_sections = "## Training results\n\naccuracy 0.5"
+    model.save_pretrained(tmp_path / "desc")
+    card = ModelCard.load(tmp_path / "desc" / "README.md")
+    assert card.data.pipeline_tag == "image-classification"
+    assert card.data.base_model == "facebook/dino-vits16"
+    assert card.data.library_name == "hf_learngene"
+    assert "`LRL`" in card.text
+    assert "cat, dog" in card.text
+    assert "## Training results" in card.text
+
+
+@pytest.mark.slow
+def test_wheel_ships_templates(tmp_path):
+    # A non-editable install must find the card templates: they are package data in the wheel.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("hf_learngene-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hf_learngene/templates/learngene_card.md" in names
+    assert "hf_learngene/templates/descendant_card.md" in names
+    assert "hf_learngene/modeling_learngene.py" in names
