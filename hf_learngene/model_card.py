@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 
 from huggingface_hub import ModelCard, ModelCardData
@@ -127,6 +128,8 @@ def write_model_card(model, save_directory, repo_id: str | None = None) -> None:
     """Write README.md into `save_directory`. `model.card_sections` (markdown, e.g. training results) is kept."""
     repo_id = repo_id or getattr(model, "_card_repo_id", None)
     card = model_card(model, repo_id, getattr(model, "card_sections", None))
+    # Optional template sections leave runs of blank lines behind.
+    card.content = re.sub(r"\n{3,}", "\n\n", card.content)
     card.save(os.path.join(save_directory, "README.md"))
 
 
