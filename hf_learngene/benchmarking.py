@@ -67,7 +67,7 @@ class BenchmarkConfig:
         ancestor_classes (`tuple[int]`, *optional*, defaults to Fashion-MNIST classes 0-5):
             Classes of the ancestry set.
         ancestor_max_per_class (`int`, *optional*):
-            Cap on ancestry images per class (all when `None`).
+            Cap on ancestry images per class, training and test (all when `None`).
         ancestor_epochs (`int`, *optional*, defaults to 3):
             Epochs of ancestry training.
         ancestor_lr (`float`, *optional*, defaults to 2e-3):
@@ -93,6 +93,8 @@ class BenchmarkConfig:
             Whether to run the scratch arm.
         include_ancestor (`bool`, *optional*, defaults to `True`):
             Whether to run the whole-ancestor fine-tune (the upper reference).
+        task_max_per_class (`int`, *optional*):
+            Cap on task-set images per class (all 500 MNIST images per class when `None`).
         ways (`int`, *optional*, defaults to 5):
             Classes per descendant task.
         k_shots (`tuple`, *optional*, defaults to `(10, 50, "all")`):
@@ -147,6 +149,7 @@ class BenchmarkConfig:
     descendant_layers: int | None = None
     include_scratch: bool = True
     include_ancestor: bool = True
+    task_max_per_class: int | None = None
     ways: int = 5
     k_shots: tuple[int | str, ...] = (10, 50, ALL)
     num_tasks: int = 5
@@ -186,6 +189,7 @@ class BenchmarkConfig:
             num_attention_heads=2,
             intermediate_size=64,
             ancestor_max_per_class=150,
+            task_max_per_class=40,
             ancestor_epochs=1,
             ancestor_batch_size=64,
             condense_per_class=40,
@@ -208,8 +212,8 @@ class BenchmarkConfig:
         keys = (
             "ancestor_layers hidden_size num_attention_heads intermediate_size image_size patch_size num_channels "
             "ancestor_classes ancestor_max_per_class ancestor_epochs ancestor_lr ancestor_batch_size condense_classes "
-            "condense_per_class condense_options learngene_layers descendant_layers ways test_per_class task_seed "
-            "epochs steps_per_epoch batch_size weight_decay warmup_fraction"
+            "condense_per_class condense_options learngene_layers descendant_layers task_max_per_class ways "
+            "test_per_class task_seed epochs steps_per_epoch batch_size weight_decay warmup_fraction"
         ).split()
         return {key: _jsonable(getattr(self, key)) for key in keys}
 
@@ -636,12 +640,15 @@ def load_default_data(
             **geometry,
         ),
         "ancestor_test": lambda: dataset_to_tensors(
-            load_fashion_mnist("test", classes=list(config.ancestor_classes)), **geometry
+            load_fashion_mnist(
+                "test", classes=list(config.ancestor_classes), max_per_class=config.ancestor_max_per_class
+            ),
+            **geometry,
         ),
         "condense_dataset": lambda: load_fashion_mnist(
             "train", classes=list(config.condense_classes), max_per_class=config.condense_per_class, seed=1
         ),
-        "task_data": lambda: dataset_to_tensors(load_mnist(), **geometry),
+        "task_data": lambda: dataset_to_tensors(load_mnist(max_per_class=config.task_max_per_class), **geometry),
     }
     unknown = sorted(set(parts) - set(loaders))
     if unknown:
@@ -774,9 +781,9 @@ def run_benchmark(
         log(f"Skipping condensing methods not available in this install: {missing_methods}.")
     plan = plan_runs(config)
     todo = [spec for spec in plan if spec.key() not in done]
+    log(f"{len(plan)} runs planned, {len(plan) - len(todo)} already done, {len(todo)} to run.")
     if max_runs is not None:
         todo = todo[:max_runs]
-    log(f"{len(plan)} runs planned, {len(plan) - len(todo)} already done, {len(todo)} to run.")
 
     if ancestor is None:
         ancestor_dir = os.path.join(cache_dir, f"ancestor-{config.ancestor_id()}")
@@ -1109,7 +1116,8 @@ def render_markdown(
     steps = sorted({r.get("steps_per_epoch") for r in records if r.get("steps_per_epoch")})
     devices = sorted({r.get("device", "?") for r in records})
     lines += [
-        f"{len(records)} runs; main learning rate {summary['main_lr']:g}; {epochs} epochs of {steps} steps; "
+        f"{len(records)} runs; main learning rate {summary['main_lr']:g}; {'/'.join(map(str, epochs))} epochs of "
+        f"{'/'.join(map(str, steps))} optimiser steps; "
         f"device(s): {', '.join(devices)}. Accuracies are percentages: mean ± 95% CI (Student t) over tasks x seeds "
         "of each run's best test accuracy. Differences are paired with the scratch run of the same task, seed, k "
         "and lr.",
