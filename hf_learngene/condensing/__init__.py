@@ -10,8 +10,9 @@ import os
 
 from ..ancestry import load_ancestor
 from ..modeling_learngene import LearngeneModel
-from . import first, heuristic, manual, random_layers  # noqa: F401  (register the methods)
+from . import auto, cka, first, heuristic, manual, random_layers  # noqa: F401  (register the methods)
 from .base import CONDENSING_METHODS, CondensingMethod, Selection, register_method, top_k_layers
+from .report import condense_report, save_report
 
 
 def condense(
@@ -61,7 +62,9 @@ def condense(
     [9, 10, 11]
     ```"""
     if method not in CONDENSING_METHODS:
-        raise ValueError(f"Unknown condensing method {method!r}; choose one of: {', '.join(sorted(CONDENSING_METHODS))}.")
+        raise ValueError(
+            f"Unknown condensing method {method!r}; choose one of: {', '.join(sorted(CONDENSING_METHODS))}."
+        )
     spec = CONDENSING_METHODS[method]
     if spec.needs_data and condense_dataset is None:
         raise ValueError(f'method="{method}" needs a condensing set: pass `condense_dataset=`.')
@@ -76,8 +79,18 @@ def condense(
         condensing_details=selection.details or None,
     )
     if output_dir is not None:
+        save_report(learngene, output_dir)
         learngene.save_pretrained(output_dir)
     return learngene
 
 
-__all__ = ["CONDENSING_METHODS", "CondensingMethod", "Selection", "condense", "register_method", "top_k_layers"]
+__all__ = [
+    "CONDENSING_METHODS",
+    "CondensingMethod",
+    "Selection",
+    "condense",
+    "condense_report",
+    "register_method",
+    "save_report",
+    "top_k_layers",
+]
