@@ -103,13 +103,13 @@ class BenchmarkConfig:
             Tasks drawn.
         seeds (`tuple[int]`, *optional*, defaults to `(0, 1)`):
             Training seeds per task (initialisation of new layers and batch order).
-        test_per_class (`int`, *optional*, defaults to 60):
+        test_per_class (`int`, *optional*, defaults to 50):
             Held-out test images per class of each task (fixed per task, never trained on).
         task_seed (`int`, *optional*, defaults to 0):
             Seed of task sampling.
         epochs (`int`, *optional*, defaults to 8):
             Evaluation rounds per run.
-        steps_per_epoch (`int`, *optional*, defaults to 12):
+        steps_per_epoch (`int`, *optional*, defaults to 10):
             An "epoch" here is a fixed number of optimiser steps followed by a test evaluation, the same for every k,
             so that k=10 and k=all get the same compute (a true pass over 50 images is two steps).
         batch_size (`int`, *optional*, defaults to 32):
@@ -122,6 +122,11 @@ class BenchmarkConfig:
             The k values that also run the lr grid.
         grid_placements (`tuple[str]`, *optional*, defaults to `("top",)`):
             The learngene placements that run the lr grid (scratch and the whole ancestor always do, at those k).
+        grid_methods (`tuple[str]`, *optional*, defaults to `("heuristic", "first", "cka", "auto")`):
+            The condensing methods that run the lr grid (all when `None`); random-k, a control, is left out to save
+            compute.
+        grid_seeds (`tuple[int]`, *optional*, defaults to `(0,)`):
+            Seeds of the grid runs (`seeds` when `None`); the spread is measured per task, so tasks matter more.
         weight_decay (`float`, *optional*, defaults to 0.05):
             AdamW weight decay.
         warmup_fraction (`float`, *optional*, defaults to 0.1):
@@ -154,15 +159,17 @@ class BenchmarkConfig:
     k_shots: tuple[int | str, ...] = (10, 50, ALL)
     num_tasks: int = 5
     seeds: tuple[int, ...] = (0, 1)
-    test_per_class: int = 60
+    test_per_class: int = 50
     task_seed: int = 0
     epochs: int = 8
-    steps_per_epoch: int = 12
+    steps_per_epoch: int = 10
     batch_size: int = 32
     lr: float = 1e-3
     lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
     grid_k_shots: tuple[int | str, ...] = (50,)
     grid_placements: tuple[str, ...] = ("top",)
+    grid_methods: tuple[str, ...] | None = ("heuristic", "first", "cka", "auto")
+    grid_seeds: tuple[int, ...] | None = (0,)
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
 
@@ -203,6 +210,7 @@ class BenchmarkConfig:
             batch_size=16,
             lr_grid=(3e-4, 1e-3),
             grid_k_shots=(5,),
+            grid_methods=None,
         )
         settings.update(overrides)
         return cls(**settings)
@@ -558,7 +566,7 @@ def make_layout(placement: str, inherited: int, depth: int) -> str:
 
 
 def plan_runs(config: BenchmarkConfig, methods: Sequence[str] | None = None) -> list[RunSpec]:
-    """Every run of the protocol; data-free arms first, so partial results are useful early."""
+    """Every run of the protocol: the main runs (data-free arms first), then the learning-rate grid."""
     from .condensing import CONDENSING_METHODS
 
     methods = list(config.methods if methods is None else methods)
@@ -573,17 +581,32 @@ def plan_runs(config: BenchmarkConfig, methods: Sequence[str] | None = None) -> 
     for group, target in ((data_free, arms), (data_driven, arms_late)):
         for method in group:
             target.extend((method, placement) for placement in config.placements)
+    grid_seeds = config.seeds if config.grid_seeds is None else config.grid_seeds
+
+    def in_grid(arm: str, placement: str, k_shot) -> bool:
+        if k_shot not in config.grid_k_shots:
+            return False
+        if arm in (SCRATCH, ANCESTOR):
+            return True
+        return placement in config.grid_placements and (config.grid_methods is None or arm in config.grid_methods)
+
+    # Main runs of every arm first, then the lr grid, so an interrupted benchmark still compares all arms.
     runs = []
-    for group in (arms, arms_late):
-        for arm, placement in group:
-            for k_shot in config.k_shots:
-                lrs = [config.lr]
-                if k_shot in config.grid_k_shots and (placement == "none" or placement in config.grid_placements):
-                    lrs += [lr for lr in config.lr_grid if lr != config.lr]
-                for lr in lrs:
-                    for task in range(config.num_tasks):
-                        for seed in config.seeds:
-                            runs.append(RunSpec(arm, placement, k_shot, task, seed, lr))
+    for arm, placement in arms + arms_late:
+        for k_shot in config.k_shots:
+            for task in range(config.num_tasks):
+                for seed in config.seeds:
+                    runs.append(RunSpec(arm, placement, k_shot, task, seed, config.lr))
+    for arm, placement in arms + arms_late:
+        for k_shot in config.k_shots:
+            if not in_grid(arm, placement, k_shot):
+                continue
+            for lr in config.lr_grid:
+                if math.isclose(lr, config.lr):
+                    continue
+                for task in range(config.num_tasks):
+                    for seed in grid_seeds:
+                        runs.append(RunSpec(arm, placement, k_shot, task, seed, lr))
     return runs
 
 
@@ -839,6 +862,18 @@ def run_benchmark(
         test_per_class=config.test_per_class,
         seed=config.task_seed,
     )
+    # Condense every learngene before training anything: a method that fails is reported and its arm skipped.
+    failed: dict[str, str] = {}
+    for arm, seed in dict.fromkeys((s.arm, s.seed if s.arm == "random" else 0) for s in todo if s.arm != SCRATCH):
+        if arm in failed:
+            continue
+        try:
+            learngenes.get(arm, seed)
+        except Exception as err:  # any failure of one method must not stop the other arms
+            failed[arm] = f"{type(err).__name__}: {err}"
+            log(f"Condensing for arm {arm!r} failed, its runs are skipped: {failed[arm]}")
+    meta["failed_methods"] = failed
+    todo = [spec for spec in todo if spec.arm not in failed]
     device_obj = torch.device(device)
     os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
     bar = tqdm(todo, desc="runs", disable=not progress, dynamic_ncols=True)
@@ -1137,6 +1172,8 @@ def render_markdown(
                 lines.append(f"| {name} | {info['layer_indices']} | {info['condense_seconds']:.1f} |")
         if meta.get("skipped_methods"):
             lines.append(f"\nNot run (method not available): {', '.join(meta['skipped_methods'])}.")
+        for method, error in (meta.get("failed_methods") or {}).items():
+            lines.append(f"\nNot run (condensing failed): {method}: {error}")
         lines.append("")
 
     lines += ["## Claim 3, performance: best test accuracy (%)", ""]

@@ -175,12 +175,16 @@ def test_tasks_are_nested_disjoint_and_stable():
 
 
 def test_plan_runs_grid_cells():
-    config = BenchmarkConfig(methods=("first",), k_shots=(10, ALL), grid_k_shots=(10,), num_tasks=2, seeds=(0,))
+    config = BenchmarkConfig(
+        methods=("first", "random"), k_shots=(10, ALL), grid_k_shots=(10,), num_tasks=2, seeds=(0, 1)
+    )
     runs = plan_runs(config)
-    # scratch, ancestor, first/top, first/interleaved; only non-interleaved arms at k=10 run the 3 other grid lrs.
-    assert len(runs) == 4 * 2 * 2 + 3 * 3 * 2
-    assert {r.lr for r in runs if r.placement == "interleaved"} == {1e-3}
+    # 6 arms x 2 k x 2 tasks x 2 seeds; then 3 more lrs x 2 tasks x 1 grid seed for scratch, ancestor, first/top.
+    assert len(runs) == 6 * 2 * 2 * 2 + 3 * 3 * 2
+    assert {r.lr for r in runs if r.placement == "interleaved" or r.arm == "random"} == {1e-3}
+    assert {r.seed for r in runs if r.lr != 1e-3} == {0}
     assert [r.arm for r in runs][:2] == ["scratch", "scratch"]
+    assert {r.lr for r in runs[: 6 * 2 * 2 * 2]} == {1e-3}  # main runs of every arm come first
 
 
 def test_dataset_to_tensors_resizes_real_digits():
