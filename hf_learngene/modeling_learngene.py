@@ -261,6 +261,17 @@ def _load_image_processor(name_or_path, hub_kwargs: dict):
         return AutoImageProcessor.from_pretrained(name_or_path, **hub_kwargs)
     except (OSError, ValueError):
         return None
+    except ImportError:
+        # transformers 5.17 makes AutoImageProcessor itself require torchvision: load the PIL class directly.
+        import transformers
+        from transformers.image_processing_utils import ImageProcessingMixin
+
+        config, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path, **hub_kwargs)
+        name = config.get("image_processor_type") or ""
+        processor_class = getattr(transformers, name if name.endswith("Pil") else f"{name}Pil", None)
+        if processor_class is None:
+            return None
+        return processor_class.from_pretrained(name_or_path, **hub_kwargs)
 
 
 def _write_model_card(model: PreTrainedModel, save_directory) -> None:

@@ -111,6 +111,16 @@ def test_save_pretrained_file_set_and_round_trip(learngene_dir):
     assert config["hf_learngene_version"]
 
 
+def _auto_image_processor_needs_torchvision() -> bool:
+    # transformers 5.17 made AutoImageProcessor itself require torchvision (fixed in later 5.x releases).
+    try:
+        AutoImageProcessor.register  # noqa: B018  (attribute access triggers the backend check)
+    except ImportError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(_auto_image_processor_needs_torchvision(), reason="this transformers needs torchvision for it")
 def test_image_processor_travels_with_learngene(learngene_dir):
     processor = AutoImageProcessor.from_pretrained(learngene_dir)
     assert processor.size == {"height": 30, "width": 30}
