@@ -107,7 +107,10 @@ class LearngeneAttention(nn.Module):
     """Multi-head self-attention through `scaled_dot_product_attention`.
 
     Query, key and value are stored as three projections (the names transformers' ViT uses, so checkpoints map
-    one to one) and computed as one fused matmul.
+    one to one) and computed as one matmul of their concatenated weights: one larger GEMM instead of three, one
+    GEMM for the input gradient instead of three plus two sums. The projection output is split on its last
+    dimension, so query, key and value reach SDPA as strided views (no copy; the flash and memory-efficient GPU
+    kernels accept them) and their gradients flow back into one buffer.
     """
 
     def __init__(self, config: LearngeneConfig):
@@ -120,18 +123,38 @@ class LearngeneAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        batch, seq, _ = hidden_states.shape
-        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
-        bias = None
-        if self.q_proj.bias is not None:
-            bias = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
-        qkv = F.linear(hidden_states, weight, bias).view(batch, seq, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    def _fused_projection(self, hidden_states: torch.Tensor, projections: tuple[nn.Linear, ...]) -> list[torch.Tensor]:
+        weight = torch.cat([proj.weight for proj in projections])
+        bias = None if projections[0].bias is None else torch.cat([proj.bias for proj in projections])
+        return F.linear(hidden_states, weight, bias).split(hidden_states.shape[-1], dim=-1)
+
+    def _heads(self, states: torch.Tensor) -> torch.Tensor:
+        # (batch, seq, hidden) -> (batch, heads, seq, head_dim), a view.
+        return states.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def forward(self, hidden_states: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(batch, seq, hidden)`):
+                Normalised token representations.
+            cls_only (`bool`, *optional*, defaults to `False`):
+                Attend from the first (CLS) token only: keys and values still come from every token, the output
+                has shape `(batch, 1, hidden)` and equals the first row of the full output.
+        """
+        if cls_only:
+            query = self.q_proj(hidden_states[:, :1])
+            key, value = self._fused_projection(hidden_states, (self.k_proj, self.v_proj))
+        else:
+            query, key, value = self._fused_projection(hidden_states, (self.q_proj, self.k_proj, self.v_proj))
         attn = F.scaled_dot_product_attention(
-            query, key, value, dropout_p=self.dropout if self.training else 0.0
+            self._heads(query),
+            self._heads(key),
+            self._heads(value),
+            dropout_p=self.dropout if self.training else 0.0,
         )
-        return self.o_proj(attn.transpose(1, 2).reshape(batch, seq, -1))
+        # SDPA's CPU and GPU kernels return (batch, seq, heads, head_dim) memory seen as (batch, heads, seq,
+        # head_dim), so this transpose + flatten is a view, not a copy.
+        return self.o_proj(attn.transpose(1, 2).flatten(2))
 
 
 class LearngeneMLP(nn.Module):
@@ -157,8 +180,20 @@ class LearngeneLayer(GradientCheckpointingLayer):
         self.mlp = LearngeneMLP(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.dropout(self.attention(self.layernorm_before(hidden_states)))
+    def forward(self, hidden_states: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(batch, seq, hidden)`):
+                Token representations.
+            cls_only (`bool`, *optional*, defaults to `False`):
+                Return only the first (CLS) token, shape `(batch, 1, hidden)`: every token still serves as key and
+                value, but the query, output projection and MLP run on one token instead of `seq`. For the last
+                layer of a classifier that reads the CLS token this gives the same logits with most of that layer's
+                work skipped.
+        """
+        residual = hidden_states[:, :1] if cls_only else hidden_states
+        attn = self.attention(self.layernorm_before(hidden_states), cls_only=cls_only)
+        hidden_states = residual + self.dropout(attn)
         return hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
 
 
@@ -238,6 +273,12 @@ class LearngenePreTrainedModel(PreTrainedModel):
             return super().push_to_hub(repo_id, *args, **kwargs)
         finally:
             self._card_repo_id = None
+
+    def _upload_modified_files(self, working_dir, repo_id, *args, **kwargs):
+        # transformers' push_to_hub replaces the README.md that save_pretrained wrote with its generic card (or the
+        # one already on the Hub); write ours again just before the upload.
+        _write_model_card(self, working_dir)
+        return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, plus the image processor (when attached) and a model card."""
@@ -408,8 +449,12 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         hidden_states = self.learngene.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
         all_hidden = (hidden_states,) if output_hidden_states else None
-        for layer in self.descendant_layers():
-            hidden_states = layer(hidden_states)
+        layers = self.descendant_layers()
+        for position, layer in enumerate(layers):
+            # Only the CLS token of the last layer reaches the classifier: unless every hidden state is asked for,
+            # that layer updates the CLS token alone (same logits, less work).
+            cls_only = not output_hidden_states and position == len(layers) - 1
+            hidden_states = layer(hidden_states, cls_only=cls_only)
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
         hidden_states = self.learngene.layernorm(hidden_states)

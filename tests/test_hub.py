@@ -48,12 +48,6 @@ def test_learngene_push_then_descendant_from_hub(local_hub):
     assert model.image_processor is not None and model.image_processor.size == {"height": 16, "width": 16}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LearngenePreTrainedModel.push_to_hub calls transformers' PushToHubMixin.push_to_hub, which replaces the "
-    "README.md written by save_pretrained with its generic card (create_and_tag_model_card); the fix belongs in "
-    "modeling_learngene.py (save_pretrained to a temporary folder + HfApi.upload_folder). Remove this marker then.",
-)
 def test_learngene_push_keeps_our_card(local_hub):
     _learngene().push_to_hub("org/vit-learngene")
     card = _card(local_hub, "org/vit-learngene")
