@@ -129,7 +129,9 @@ class LearngeneConfig(PretrainedConfig):
 
     ```python
     >>> from hf_learngene import LearngeneConfig, LearngeneModel
-    >>> config = LearngeneConfig(hidden_size=192, num_attention_heads=3, intermediate_size=768, layer_indices=[0, 1, 11])
+    >>> config = LearngeneConfig(
+    ...     hidden_size=192, num_attention_heads=3, intermediate_size=768, layer_indices=[0, 1, 11]
+    ... )
     >>> model = LearngeneModel(config)
     ```"""
 

@@ -68,8 +68,7 @@ def learngene_card(model, repo_id: str | None = None, extra_sections: str | None
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATES / "learngene_card.md"),
-        title=f"Learngene ({k} of {config.ancestor_num_layers} layers"
-        + (f" of {ancestor})" if ancestor else ")"),
+        title=f"Learngene ({k} of {config.ancestor_num_layers} layers" + (f" of {ancestor})" if ancestor else ")"),
         num_layers=k,
         method_summary=CONDENSING_METHODS[method].summary if method in CONDENSING_METHODS else None,
         hidden_size=config.hidden_size,

@@ -75,7 +75,18 @@ def test_descendant_card(tmp_path):
 def test_wheel_ships_templates(tmp_path):
     # A non-editable install must find the card templates: they are package data in the wheel.
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO_ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO_ROOT),
+        ],
         check=True,
         capture_output=True,
         timeout=300,

@@ -240,9 +240,9 @@ def test_mimetic_init_shapes_attention(learngene_dir):
 def test_not_a_vit_is_refused(tmp_path):
     from transformers import BertConfig, BertModel
 
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37)).save_pretrained(
-        tmp_path
-    )
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37)
+    ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="'bert' model, not a ViT"):
         condense(str(tmp_path), method="heuristic", num_layers=1)
 

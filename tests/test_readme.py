@@ -25,9 +25,7 @@ def test_readme_starts_with_the_two_commands():
 
 def test_quickstart_runs_as_written(tmp_path):
     code = _block_after("<!-- quickstart")
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout.splitlines()
     assert out[0] == "[8, 9, 10, 11]"

@@ -56,8 +56,15 @@ def test_remote_code_loading_without_package(tmp_path):
     torch.save(x, tmp_path / "x.pt")
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(tmp_path / "learngene"), str(tmp_path / "descendant"),
-         str(tmp_path / "x.pt"), str(tmp_path / "out.pt")],
+        [
+            sys.executable,
+            "-c",
+            _SCRIPT,
+            str(tmp_path / "learngene"),
+            str(tmp_path / "descendant"),
+            str(tmp_path / "x.pt"),
+            str(tmp_path / "out.pt"),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

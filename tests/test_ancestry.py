@@ -1,0 +1,90 @@
+"""Reading ancestors: key schemes, sharded checkpoints, Hub ids with revisions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+from tiny_models import pixel_values, tiny_vit
+
+from hf_learngene import condense, load_ancestor
+from hf_learngene.ancestry import normalize_key
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("encoder.layer.3.attention.attention.query.weight", "layers.3.attention.q_proj.weight"),
+        ("vit.encoder.layer.0.attention.attention.key.bias", "layers.0.attention.k_proj.bias"),
+        ("encoder.layer.11.attention.attention.value.weight", "layers.11.attention.v_proj.weight"),
+        ("encoder.layer.2.attention.output.dense.weight", "layers.2.attention.o_proj.weight"),
+        ("encoder.layer.2.intermediate.dense.bias", "layers.2.mlp.fc1.bias"),
+        ("encoder.layer.2.output.dense.weight", "layers.2.mlp.fc2.weight"),
+        ("encoder.layer.2.layernorm_before.weight", "layers.2.layernorm_before.weight"),
+        ("vit.layers.5.attention.q_proj.weight", "layers.5.attention.q_proj.weight"),
+        ("layers.5.mlp.fc1.weight", "layers.5.mlp.fc1.weight"),
+        ("vit.embeddings.patch_embeddings.projection.weight", "embeddings.patch_embeddings.projection.weight"),
+        ("vit.layernorm.bias", "layernorm.bias"),
+        ("classifier.weight", None),
+        ("pooler.dense.weight", None),
+        ("embeddings.mask_token", None),
+    ],
+)
+def test_normalize_key(key, expected):
+    assert normalize_key(key) == expected
+
+
+def test_classification_model_and_sharded_folder(tmp_path):
+    model = tiny_vit(seed=4, classifier=True)
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    from_folder = load_ancestor(str(tmp_path))
+    from_memory = load_ancestor(model)
+    assert from_folder.num_layers == from_memory.num_layers == 4
+    assert from_folder.state_dict.keys() == from_memory.state_dict.keys()
+    for key, tensor in from_memory.state_dict.items():
+        assert torch.equal(from_folder.state_dict[key], tensor), key
+    learngene = condense(str(tmp_path), method="first", num_layers=4).eval()
+    with torch.no_grad():
+        expected = model.vit(pixel_values()).last_hidden_state
+        torch.testing.assert_close(learngene(pixel_values()).last_hidden_state, expected, atol=1e-5, rtol=0)
+
+
+def test_learngene_as_ancestor_keeps_original_indices(tmp_path):
+    first = condense(tiny_vit(seed=5), method="manual", layers=[0, 2, 3])
+    first.save_pretrained(tmp_path)
+    second = condense(str(tmp_path), method="heuristic", num_layers=2)
+    assert second.config.layer_indices == [2, 3]  # indices of the original ancestor, not of the learngene
+    assert second.config.ancestor_num_layers == 4
+    assert torch.equal(second.state_dict()["layers.1.mlp.fc1.weight"], first.state_dict()["layers.2.mlp.fc1.weight"])
+
+
+def test_hub_ancestor_with_revision(local_hub):
+    api = HfApi()
+    tiny_vit(seed=6).push_to_hub("acme/tiny-vit")
+    api.create_branch("acme/tiny-vit", branch="v2")
+    newer = tiny_vit(seed=7)
+    newer.push_to_hub("acme/tiny-vit", revision="v2")
+
+    learngene = condense("acme/tiny-vit", method="heuristic", num_layers=2, revision="v2")
+    assert learngene.config.ancestor_name_or_path == "acme/tiny-vit"
+    assert learngene.config.ancestor_revision == "v2"
+    assert torch.equal(
+        learngene.state_dict()["layers.0.attention.q_proj.weight"],
+        newer.state_dict()["layers.2.attention.q_proj.weight"],
+    )
+    on_main = condense("acme/tiny-vit", method="heuristic", num_layers=2)
+    assert not torch.equal(
+        on_main.state_dict()["layers.0.attention.q_proj.weight"],
+        learngene.state_dict()["layers.0.attention.q_proj.weight"],
+    )
+
+    learngene.push_to_hub("acme/tiny-vit-learngene")
+    card = ModelCard(local_hub.read_file("acme/tiny-vit-learngene", "README.md").decode())
+    assert card.data.base_model == "acme/tiny-vit"
+    assert "@ `v2`" in card.text
+
+
+def test_missing_hub_ancestor(local_hub):
+    with pytest.raises(OSError, match="acme/nothing-here"):
+        condense("acme/nothing-here", method="heuristic", num_layers=1)
