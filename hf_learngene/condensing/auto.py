@@ -82,9 +82,9 @@ def matching_loss(ancestry_tokens: torch.Tensor, pseudo_hidden, weights: torch.T
 
     `ancestry_tokens`: `(batch, M, tokens, hidden)`; `pseudo_hidden`: the pseudo descendant's hidden states
     (embeddings first); `weights`: `(batch, M, N)`."""
-    loss = ancestry_tokens.new_zeros((), dtype=torch.float32)
+    loss = weights.new_zeros(())
     for n, hidden in enumerate(pseudo_hidden[1:]):
-        distance = (ancestry_tokens - hidden[:, None, 1:]).abs().mean(dim=(2, 3)).float()  # (batch, M)
+        distance = (ancestry_tokens - hidden[:, None, 1:]).abs().mean(dim=(2, 3)).to(weights.dtype)  # (batch, M)
         loss = loss + (weights[:, :, n] * distance).mean(0).sum()
     return loss
 
@@ -203,62 +203,88 @@ def _ancestry_tokens(ancestry_model, pixel_values: torch.Tensor, device, dtype) 
     return torch.stack([h[:, 1:] for h in hidden[1:]], dim=1)  # (batch, M, tokens, hidden)
 
 
+def unrolled_objective(pseudo, params: dict, state: dict, weight_net, batch, *, lr: float, opts, auto_opts, dtype):
+    """One unrolled step of the pseudo descendant, differentiable with respect to the pair weights.
+
+    From `params` (and optimizer `state`): an optimizer step on CE + beta * L_match, then `inner_steps` steps on
+    L_match alone, each kept in the autograd graph (`create_graph=True`). Returns the CE loss after them (the meta
+    objective; its gradient with respect to the weight network flows back through the steps), the parameters and
+    optimizer state reached, and the CE and matching losses of the first step.
+
+    Args:
+        batch: `(pixel_values, labels, ancestry_tokens)`, with `ancestry_tokens` of shape `(batch, M, tokens, hidden)`.
+    """
+    pixel_values, labels, tokens = batch
+    device = pixel_values.device
+
+    def objective(current, weights):
+        with autocast(device, dtype):
+            outputs = functional_call(pseudo, current, (pixel_values,), {"output_hidden_states": True})
+            match = None if weights is None else matching_loss(tokens, outputs.hidden_states, weights)
+        logits = outputs.logits
+        return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels), match
+
+    # Fused / flash attention kernels have no double backward; the math kernel has.
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        weights = weight_net(tokens.to(weight_net.bias.dtype).mean(-1))
+        current = {name: p.detach().requires_grad_() for name, p in params.items()}
+        first = None
+        for inner in range(auto_opts.inner_steps + 1):
+            ce, match = objective(current, weights)
+            if first is None:
+                first = (ce.item(), match.item())
+            loss = ce + auto_opts.beta * match if inner == 0 else match
+            grads = torch.autograd.grad(loss, list(current.values()), create_graph=True, allow_unused=True)
+            current, state = optimizer_step(current, grads, state, lr=lr, optimizer=opts.optimizer, opts=opts)
+        outer, _ = objective(current, None)
+    return outer, current, state, first
+
+
 def _meta_train(pseudo, ancestry_model, weight_net, data, opts, auto_opts, device, dtype) -> list[dict]:
     """Train the pseudo descendant and the pair weights together; returns per-epoch mean losses."""
     params = {name: p.detach().clone() for name, p in pseudo.named_parameters()}
     state: dict = {}
-    meta_optimizer = torch.optim.Adam(
-        weight_net.parameters(), lr=auto_opts.meta_lr, weight_decay=auto_opts.meta_weight_decay
-    )
-    step_kwargs = {"optimizer": opts.optimizer, "opts": opts}
+    meta_params = list(weight_net.parameters())
+    meta_optimizer = torch.optim.Adam(meta_params, lr=auto_opts.meta_lr, weight_decay=auto_opts.meta_weight_decay)
     total = opts.epochs * data.num_train_batches
     step, history = 0, []
     bar = progress(opts, total=total, desc="auto condensing")
-
-    def objective(current, pixel_values, labels, tokens, weights):
-        with autocast(device, dtype):
-            outputs = functional_call(pseudo, current, (pixel_values,), {"output_hidden_states": True})
-            match = None if weights is None else matching_loss(tokens, outputs.hidden_states, weights)
-        return F.cross_entropy(outputs.logits.float(), labels), match
-
     for epoch in range(opts.epochs):
-        sums = {"ce": 0.0, "match": 0.0, "batches": 0}
+        ce_sum = match_sum = 0.0
+        batches = 0
         for pixel_values, labels in data.train_batches(epoch):
             pixel_values, labels = pixel_values.to(device), labels.to(device)
             lr = cosine_lr(opts.lr, step, total)
             tokens = _ancestry_tokens(ancestry_model, pixel_values, device, dtype)
-            # Fused / flash attention kernels have no double backward; the math kernel has.
+            outer, current, state, (ce, match) = unrolled_objective(
+                pseudo,
+                params,
+                state,
+                weight_net,
+                (pixel_values, labels, tokens),
+                lr=lr,
+                opts=opts,
+                auto_opts=auto_opts,
+                dtype=dtype,
+            )
             with sdpa_kernel(SDPBackend.MATH):
-                weights = weight_net(tokens.float().mean(-1))
-                current = {name: p.requires_grad_() for name, p in params.items()}
-                inner_state = state
-                for inner in range(auto_opts.inner_steps + 1):
-                    ce, match = objective(current, pixel_values, labels, tokens, weights)
-                    loss = ce + auto_opts.beta * match if inner == 0 else match
-                    if inner == 0:
-                        sums["ce"] += ce.item()
-                        sums["match"] += match.item()
-                    grads = torch.autograd.grad(loss, list(current.values()), create_graph=True, allow_unused=True)
-                    current, inner_state = optimizer_step(current, grads, inner_state, lr=lr, **step_kwargs)
-                outer, _ = objective(current, pixel_values, labels, tokens, None)
-                meta_params = list(weight_net.parameters())
                 grads = torch.autograd.grad(outer, meta_params + list(current.values()), allow_unused=True)
             meta_optimizer.zero_grad(set_to_none=True)
             for p, g in zip(meta_params, grads[: len(meta_params)], strict=True):
                 p.grad = g
             meta_optimizer.step()
+            # The CE step that ends the step uses the gradient just computed at the unrolled parameters.
             detached = {name: p.detach() for name, p in current.items()}
             params, state = optimizer_step(
-                detached, grads[len(meta_params) :], _detach_state(inner_state), lr=lr, **step_kwargs
+                detached, grads[len(meta_params) :], _detach_state(state), lr=lr, optimizer=opts.optimizer, opts=opts
             )
             params = {name: p.detach() for name, p in params.items()}
             state = _detach_state(state)
-            sums["batches"] += 1
-            step += 1
+            ce_sum, match_sum, batches, step = ce_sum + ce, match_sum + match, batches + 1, step + 1
             bar.update(1)
-            bar.set_postfix(ce=f"{ce.item():.3f}")
-        count = max(sums["batches"], 1)
-        history.append({"epoch": epoch + 1, "train_ce": sums["ce"] / count, "train_match": sums["match"] / count})
+            bar.set_postfix(ce=f"{ce:.3f}")
+        count = max(batches, 1)
+        history.append({"epoch": epoch + 1, "train_ce": ce_sum / count, "train_match": match_sum / count})
     bar.close()
     with torch.no_grad():
         for name, p in pseudo.named_parameters():
@@ -273,10 +299,10 @@ def _mean_pair_weights(ancestry_model, weight_net, data, device, dtype) -> torch
     total, count = None, 0
     for pixel_values, _ in data.eval_batches():
         tokens = _ancestry_tokens(ancestry_model, pixel_values.to(device), device, dtype)
-        weights = weight_net(tokens.float().mean(-1)).double().sum(0).cpu()
+        weights = weight_net(tokens.to(weight_net.bias.dtype).mean(-1)).double().sum(0).cpu()
         total = weights if total is None else total + weights
         count += pixel_values.shape[0]
     return total / count
 
 
-__all__ = ["PairWeightNetwork", "condense_auto", "matching_loss"]
+__all__ = ["PairWeightNetwork", "condense_auto", "matching_loss", "optimizer_step", "unrolled_objective"]
