@@ -16,7 +16,10 @@ METHOD_CHOICES = {
     "auto": (
         "The authors' code learns per-pair weights between ancestry and pseudo-descendant layers but does not say how "
         "they become a selection; hf_learngene scores each ancestry layer by the total learned weight of its pairs "
-        "and keeps the top k (in ancestry order)."
+        "(the mean weight over held-out condensing images, summed over the pseudo-descendant layers) and keeps the "
+        "top k (in ancestry order). Every (ancestry, pseudo-descendant) layer pair is weighted, each pair's weight "
+        'starts at 1, and the pseudo descendant trains with AdamW by default (`optimizer="sgd"` gives the '
+        "authors' SGD), because SGD barely trains a ViT from scratch on a small condensing set."
     ),
 }
 

@@ -34,21 +34,29 @@ def condense(
             Hub id, local folder, or a loaded `ViTModel` / `ViTForImageClassification`.
         method (`str`, *optional*, defaults to `"heuristic"`):
             One of `CONDENSING_METHODS`: `"manual"` (your `layers`), `"heuristic"` (last k), `"first"` (first k),
-            `"random"` (k seeded random layers), and the data-driven methods when available.
+            `"random"` (k seeded random layers), and the data-driven `"cka"` (the k layers most similar, by linear
+            CKA, to a pseudo descendant trained on the condensing set) and `"auto"` (the paper's method: meta-learned
+            per-pair feature-matching weights; the k layers with the largest total weight).
         num_layers (`int`, *optional*):
             How many ancestry layers to keep (k).
         layers (`list[int]`, *optional*):
             The layers to keep, for `method="manual"`.
         condense_dataset (*optional*):
-            The condensing set, for data-driven methods.
+            The condensing set, for data-driven methods: a `datasets.Dataset` or `DatasetDict` (split `split=`), a
+            dataset name or local folder (`datasets.load_dataset`), or a torch `DataLoader` of preprocessed
+            `pixel_values` and `labels`. Image and label columns are found automatically (`image_column=`,
+            `label_column=` override).
         output_dir (`str`, *optional*):
-            When given, the learngene is saved there (weights, config, card, image processor).
+            When given, the learngene is saved there (weights, config, card, image processor) with
+            `condense_report.json` and, for methods with scores, the heatmap `condense_heatmap.png` the card shows.
         revision (`str`, *optional*):
             Revision of a Hub ancestor.
         seed (`int`, *optional*, defaults to 0):
             Seed for methods with randomness.
         method_kwargs:
-            Options of the chosen method.
+            Options of the chosen method. For `"cka"` and `"auto"`: `max_samples`, `batch_size`, `epochs`, `lr`,
+            `optimizer`, `pseudo_num_layers`, `device`, `dtype` (bf16 autocast on CUDA by default), `quiet`, ...
+            (see `hf_learngene.condensing.cka.condense_cka` and `hf_learngene.condensing.auto.condense_auto`).
 
     Returns:
         [`LearngeneModel`] whose config records the selection, scores and provenance.
@@ -60,6 +68,9 @@ def condense(
     >>> learngene = condense("google/vit-base-patch16-224", method="heuristic", num_layers=3)
     >>> learngene.config.layer_indices
     [9, 10, 11]
+    >>> from hf_learngene.data import load_fashion_mnist
+    >>> open_world = load_fashion_mnist(classes=[6, 7, 8, 9], max_per_class=500)
+    >>> learngene = condense("google/vit-base-patch16-224", method="auto", num_layers=6, condense_dataset=open_world)
     ```"""
     if method not in CONDENSING_METHODS:
         raise ValueError(
