@@ -1,0 +1,328 @@
+"""Inheriting options, metrics, learning curves, the card and `train_descendant`, on real images (scikit-learn digits
+upscaled to 16x16)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from hf_learngene import DescendantForImageClassification, LearngeneConfig, LearngeneModel
+from hf_learngene.data import collate_fn, default_image_processor, load_digits_dataset, prepare_dataset
+from hf_learngene.training import (
+    FreezeInheritedCallback,
+    LearngeneTrainer,
+    available_metrics,
+    compute_metrics,
+    freeze_inherited,
+    inherited_parameters,
+    load_metric,
+    new_parameters,
+    parameter_groups,
+    train_descendant,
+)
+
+# Patches of 8 px on digits upscaled to 16 px: 4 tokens, fast and learnable in a few epochs on one CPU thread.
+GEOMETRY = dict(hidden_size=64, num_attention_heads=4, intermediate_size=128, image_size=16, patch_size=8)
+QUIET = dict(disable_tqdm=True, logging_strategy="epoch", dataloader_pin_memory=False)
+
+
+@pytest.fixture(scope="module")
+def learngene_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("learngene")
+    LearngeneModel(LearngeneConfig(layer_indices=[0, 1], **GEOMETRY)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_dataset().train_test_split(test_size=0.2, stratify_by_column="label", seed=0)
+
+
+def _descendant(learngene_dir, num_labels: int = 10, seed: int = 1, **kwargs) -> DescendantForImageClassification:
+    torch.manual_seed(seed)
+    return DescendantForImageClassification.from_pretrained(
+        learngene_dir, num_labels=num_labels, num_new_layers=1, **kwargs
+    )
+
+
+def _snapshot(params) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in params}
+
+
+def _loss_step(model, optimizer, batch) -> None:
+    model(**batch).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def _batch(digits, model, n: int = 16) -> dict[str, torch.Tensor]:
+    ds = prepare_dataset(digits["train"], default_image_processor(model.config), num_labels=model.config.num_labels)
+    return collate_fn([ds[i] for i in range(n)])
+
+
+# ------------------------------------------------------------------------------------------ inherited vs new
+
+
+def test_inherited_and_new_parameters_partition_the_model(learngene_dir):
+    model = _descendant(learngene_dir)
+    inherited = {n for n, _ in inherited_parameters(model)}
+    new = {n for n, _ in new_parameters(model)}
+    assert inherited.isdisjoint(new)
+    assert inherited | new == {n for n, _ in model.named_parameters()}
+    assert "learngene.embeddings.cls_token" in inherited and "learngene.layernorm.weight" in inherited
+    assert "classifier.weight" in new and any(n.startswith("new_layers.0.") for n in new)
+
+
+def test_parameter_groups_carry_their_learning_rates(learngene_dir):
+    model = _descendant(learngene_dir)
+    groups = parameter_groups(model, inherited_lr=1e-4, new_lr=1e-3, weight_decay=0.1)
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"inherited", "inherited_no_decay", "new", "new_no_decay"}
+    assert by_name["inherited"]["lr"] == by_name["inherited_no_decay"]["lr"] == 1e-4
+    assert by_name["new"]["lr"] == by_name["new_no_decay"]["lr"] == 1e-3
+    assert by_name["inherited"]["weight_decay"] == 0.1 and by_name["inherited_no_decay"]["weight_decay"] == 0.0
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))  # every parameter exactly once
+    inherited_ids = {id(p) for _, p in inherited_parameters(model)}
+    assert {id(p) for p in by_name["inherited"]["params"] + by_name["inherited_no_decay"]["params"]} == inherited_ids
+    no_decay = {id(p) for p in by_name["new_no_decay"]["params"] + by_name["inherited_no_decay"]["params"]}
+    assert id(model.classifier.bias) in no_decay and id(model.learngene.embeddings.position_embeddings) in no_decay
+    assert id(model.classifier.weight) not in no_decay
+    with pytest.raises(ValueError, match="inherited_lr"):
+        parameter_groups(model, inherited_lr=-1.0, new_lr=1e-3)
+
+
+def test_zero_inherited_lr_in_a_plain_loop_keeps_inherited_weights(learngene_dir, digits):
+    model = _descendant(learngene_dir)
+    optimizer = torch.optim.AdamW(parameter_groups(model, inherited_lr=0.0, new_lr=1e-2))
+    before_inherited, before_new = _snapshot(inherited_parameters(model)), _snapshot(new_parameters(model))
+    batch = _batch(digits, model)
+    for _ in range(2):
+        _loss_step(model, optimizer, batch)
+    for name, p in inherited_parameters(model):
+        assert torch.equal(p, before_inherited[name]), name
+    assert any(not torch.equal(p, before_new[n]) for n, p in new_parameters(model))
+
+
+def test_parameter_groups_in_the_trainer_keep_their_ratio(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir)
+    optimizer = torch.optim.AdamW(parameter_groups(model, inherited_lr=1e-4, new_lr=1e-3))
+    train = prepare_dataset(digits["train"].select(range(64)), default_image_processor(model.config), num_labels=10)
+    args = TrainingArguments(
+        tmp_path, max_steps=3, per_device_train_batch_size=16, remove_unused_columns=False, report_to="none",
+        lr_scheduler_type="cosine", warmup_steps=1, save_strategy="no", **QUIET,
+    )  # fmt: skip
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train, data_collator=collate_fn, optimizers=(optimizer, None)
+    )
+    trainer.train()
+    lrs = {g["name"]: (g["initial_lr"], g["lr"]) for g in trainer.optimizer.param_groups}
+    assert lrs["inherited"][0] == pytest.approx(1e-4) and lrs["new"][0] == pytest.approx(1e-3)
+    # The scheduler scales both groups alike.
+    assert lrs["new"][1] == pytest.approx(10 * lrs["inherited"][1])
+
+
+def test_freeze_inherited_helper(learngene_dir, digits):
+    model = _descendant(learngene_dir)
+    assert freeze_inherited(model) == len(inherited_parameters(model))
+    assert not any(p.requires_grad for _, p in inherited_parameters(model))
+    assert all(p.requires_grad for _, p in new_parameters(model))
+    optimizer = torch.optim.AdamW(parameter_groups(model, inherited_lr=1e-2, new_lr=1e-2, weight_decay=0.5))
+    before = _snapshot(inherited_parameters(model))
+    _loss_step(model, optimizer, _batch(digits, model))
+    assert all(torch.equal(p, before[n]) for n, p in inherited_parameters(model))  # weight decay did not touch them
+    assert freeze_inherited(model, frozen=False) == len(before)
+    _loss_step(model, optimizer, _batch(digits, model))
+    assert any(not torch.equal(p, before[n]) for n, p in inherited_parameters(model))
+
+
+class _Snapshots(TrainerCallback):
+    def __init__(self):
+        self.inherited: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.inherited[state.global_step] = _snapshot(inherited_parameters(model))
+
+
+def test_freeze_callback_freezes_the_first_steps_then_trains(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir)
+    start = _snapshot(inherited_parameters(model))
+    start_new = _snapshot(new_parameters(model))
+    train = prepare_dataset(digits["train"].select(range(96)), default_image_processor(model.config), num_labels=10)
+    args = TrainingArguments(
+        tmp_path, max_steps=5, per_device_train_batch_size=16, learning_rate=1e-2, weight_decay=0.1,
+        remove_unused_columns=False, report_to="none", save_strategy="no", **QUIET,
+    )  # fmt: skip
+    snapshots = _Snapshots()
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train, data_collator=collate_fn,
+        callbacks=[FreezeInheritedCallback(num_steps=3), snapshots],
+    )  # fmt: skip
+    trainer.train()
+    for step in (1, 2, 3):
+        assert all(torch.equal(snapshots.inherited[step][n], start[n]) for n in start), f"changed at step {step}"
+    assert any(not torch.equal(snapshots.inherited[4][n], start[n]) for n in start)
+    assert any(not torch.equal(p, start_new[n]) for n, p in new_parameters(model))
+    with pytest.raises(ValueError, match="num_steps"):
+        FreezeInheritedCallback(num_steps=-1)
+
+
+def test_new_layer_init_choices_survive_save_and_load(learngene_dir, tmp_path):
+    default = _descendant(learngene_dir)
+    assert default.config.new_layer_init == "trunc_normal"
+    weight = default.new_layers[0].attention.q_proj.weight
+    # transformers' ViT scheme: truncated normal with std = initializer_range (0.02).
+    assert weight.std().item() == pytest.approx(default.config.initializer_range, rel=0.15)
+    mimetic = _descendant(learngene_dir, new_layer_init="mimetic")
+    attention = mimetic.new_layers[0].attention
+    head = attention.head_dim
+    qk = attention.q_proj.weight[:head].T @ attention.k_proj.weight[:head]
+    default_attention = default.new_layers[0].attention
+    default_qk = default_attention.q_proj.weight[:head].T @ default_attention.k_proj.weight[:head]
+    assert torch.diagonal(qk).mean() > 10 * torch.diagonal(default_qk).abs().mean()
+    mimetic.save_pretrained(tmp_path)
+    reloaded = DescendantForImageClassification.from_pretrained(tmp_path)
+    assert reloaded.config.new_layer_init == "mimetic"
+    for name, tensor in mimetic.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], tensor), name  # loading does not re-initialise
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def test_shipped_metrics_match_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    assert {"accuracy", "f1"} <= set(available_metrics())
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=200)
+    logits = rng.normal(size=(200, 5))
+    logits[np.arange(200), labels] += rng.normal(1.0, 1.0, size=200)  # better than chance, not perfect
+    predictions = logits.argmax(-1)
+    metrics = compute_metrics((logits, labels))
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, predictions))
+    assert metrics["f1"] == pytest.approx(f1_score(labels, predictions, average="macro"))
+    weighted = load_metric("f1").compute(predictions=predictions, references=labels, average="weighted")["f1"]
+    assert weighted == pytest.approx(f1_score(labels, predictions, average="weighted"))
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match=r"Unknown metric 'bleu'.*accuracy"):
+        load_metric("bleu")
+
+
+# ------------------------------------------------------------------------------------------ train_descendant
+
+
+@pytest.mark.slow
+def test_train_descendant_learns_digits_and_writes_card(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir)
+    out = tmp_path / "run"
+    result = train_descendant(
+        model, digits["train"], digits["test"], output_dir=out, num_train_epochs=3, learning_rate=3e-3,
+        horizontal_flip=False, dataset_name="sklearn-digits", **QUIET,
+    )  # fmt: skip
+    # 10 classes: chance is 0.1.
+    assert result.metrics["eval_accuracy"] > 0.5, result.metrics
+    assert 0 < result.metrics["eval_f1"] <= 1
+    assert [e["epoch"] for e in result.learning_curves] == [1, 2, 3]
+    for entry in result.learning_curves:
+        assert all(entry[key] is not None for key in ("train_loss", "eval_loss", "eval_accuracy", "eval_f1"))
+    assert result.learning_curves[-1]["train_loss"] < result.learning_curves[0]["train_loss"]
+    assert json.loads((out / "learning_curves.json").read_text()) == result.learning_curves
+    best = max(e["eval_accuracy"] for e in result.learning_curves)
+    assert result.metrics["eval_accuracy"] == pytest.approx(best)  # the best checkpoint is the one kept
+
+    card = (out / "README.md").read_text()
+    assert "library_name: hf_learngene" in card and "## Training" in card
+    assert "`sklearn-digits` (1,437 training, 360 evaluation images)" in card
+    assert f"{result.metrics['eval_accuracy']:.4f}" in card
+    assert model.config.id2label[3] == "3"
+    reloaded = DescendantForImageClassification.from_pretrained(out)
+    weights = load_file(out / "model.safetensors")
+    assert torch.equal(reloaded.classifier.weight, weights["classifier.weight"])
+    assert reloaded.image_processor is not None
+
+
+@pytest.mark.slow
+def test_resume_from_checkpoint_gives_the_same_weights(learngene_dir, digits, tmp_path):
+    train = digits["train"].select(range(192))
+    common = dict(
+        num_train_epochs=2, per_device_train_batch_size=32, learning_rate=3e-3, horizontal_flip=False, **QUIET
+    )
+    train_descendant(_descendant(learngene_dir), train, output_dir=tmp_path / "full", **common)
+    full = load_file(tmp_path / "full" / "model.safetensors")
+    checkpoint = tmp_path / "full" / "checkpoint-6"  # end of epoch 1 (6 steps of 32)
+    assert checkpoint.is_dir()
+    at_checkpoint = load_file(checkpoint / "model.safetensors")
+    assert not torch.equal(at_checkpoint["classifier.weight"], full["classifier.weight"])  # epoch 2 did train
+    # A fresh model (other new-layer weights) resumed from the epoch-1 checkpoint ends where the uninterrupted run did.
+    resumed_model = _descendant(learngene_dir, seed=123)
+    assert not torch.equal(resumed_model.classifier.weight, _descendant(learngene_dir).classifier.weight)
+    train_descendant(
+        resumed_model, train, output_dir=tmp_path / "resumed", resume_from_checkpoint=str(checkpoint), **common
+    )
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert full.keys() == resumed.keys()
+    for name in full:
+        torch.testing.assert_close(resumed[name], full[name], rtol=0, atol=0, msg=name)
+
+
+def test_train_descendant_freezes_throughout(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir)
+    before = _snapshot(inherited_parameters(model))
+    result = train_descendant(
+        model, digits["train"].select(range(64)), output_dir=tmp_path, num_train_epochs=1, freeze_inherited_steps=None,
+        save_strategy="no", **QUIET,
+    )  # fmt: skip
+    assert all(torch.equal(p, before[n]) for n, p in inherited_parameters(model))
+    assert "Inherited layers frozen | throughout" in model.card_sections
+    assert result.learning_curves[0]["eval_loss"] is None  # no eval set
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_labels_outside_num_labels_are_refused(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir, num_labels=3)
+    with pytest.raises(ValueError, match="10 classes but the model has num_labels=3"):
+        train_descendant(model, digits["train"], output_dir=tmp_path)
+
+
+def test_empty_split_is_refused(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir)
+    with pytest.raises(ValueError, match="empty"):
+        train_descendant(model, digits["train"].select([]), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="eval_dataset. is empty"):
+        train_descendant(model, digits["train"], digits["test"].select([]), output_dir=tmp_path)
+
+
+def test_push_without_repo_id_is_refused(learngene_dir, digits, tmp_path):
+    with pytest.raises(ValueError, match="hub_model_id"):
+        train_descendant(_descendant(learngene_dir), digits["train"], output_dir=tmp_path, push_to_hub=True)
+
+
+def test_not_a_descendant_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="DescendantForImageClassification"):
+        parameter_groups(torch.nn.Linear(2, 2), inherited_lr=1e-3, new_lr=1e-3)
+
+
+def test_learngene_trainer_writes_our_card_where_the_trainer_writes_its_own(learngene_dir, tmp_path):
+    model = _descendant(learngene_dir)
+    model.card_sections = "## Training\n\nA marker section.\n"
+    for cls, folder in ((Trainer, "plain"), (LearngeneTrainer, "ours")):
+        args = TrainingArguments(tmp_path / folder, report_to="none")
+        trainer = cls(model=model, args=args)
+        trainer.save_model()
+        trainer.create_model_card(tags=["digits"], dataset="sklearn-digits")
+    plain = (tmp_path / "plain" / "README.md").read_text()
+    ours = (tmp_path / "ours" / "README.md").read_text()
+    assert "library_name: hf_learngene" not in plain  # the generic Trainer card replaced ours
+    assert "library_name: hf_learngene" in ours and "A marker section." in ours
+    assert "- digits" in ours and "- sklearn-digits" in ours
