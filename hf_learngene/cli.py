@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -56,7 +57,7 @@ architecture, data, budget and seed). It writes a table, learning_curves.png, re
 and the descendant into the output folder.
 
 examples:
-  hf-learngene demo                      # writes ./demo-output (refused if it is not empty)
+  hf-learngene demo                      # writes a fresh ./demo-output/run-YYYYmmdd-HHMMSS/
   hf-learngene demo --output /tmp/demo --overwrite --device cuda
   hf-learngene demo --quick              # a tiny run in seconds, to check the set-up
 """
@@ -648,7 +649,9 @@ def cmd_demo(args) -> int:
     from .demo import DEFAULT_OUTPUT, run_demo
 
     device = resolve_device(args.device)
-    output = _check_output(args.output or DEFAULT_OUTPUT, args.overwrite)
+    # Without --output every run gets its own folder, so `make demo` can run again and earlier results stay.
+    default = os.path.join(DEFAULT_OUTPUT, time.strftime("run-%Y%m%d-%H%M%S"))
+    output = _check_output(args.output or default, args.overwrite)
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be >= 1, got {args.threads}.")
     run_demo(output, device=device, quick=args.quick, seed=args.seed, cache_dir=args.cache_dir, threads=args.threads)
@@ -785,7 +788,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG_DEMO,
         formatter_class=formatter,
     )
-    p.add_argument("--output", help="output folder (default ./demo-output; refused if not empty unless --overwrite)")
+    p.add_argument(
+        "--output",
+        help="output folder (refused if not empty unless --overwrite); default: a fresh ./demo-output/run-<time>/",
+    )
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the set-up; numbers mean little")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")

