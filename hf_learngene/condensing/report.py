@@ -72,8 +72,12 @@ def plot_heatmap(learngene, path: str | os.PathLike) -> bool:
         figure.colorbar(image, ax=matrix_axes, fraction=0.08)
     colors = ["tab:orange" if i in kept else "tab:gray" for i in range(rows)]
     score_axes.barh(range(rows), scores, color=colors)
+    # Scores often differ in the third decimal: zoom the axis onto their range instead of starting at zero.
+    low, high = min(scores), max(scores)
+    pad = (high - low) * 0.15 or abs(high) * 0.05 or 1.0
+    score_axes.set_xlim(low - pad, high + pad)
     score_axes.set_ylim(rows - 0.5, -0.5)
-    score_axes.set_yticks(range(rows))
+    score_axes.set_yticks(range(rows), [f"{i}: {score:.3f}" for i, score in enumerate(scores)], fontsize=7)
     score_axes.set_title(f"{config.condensing_method} score (kept: orange)", fontsize=9)
     if matrix is None:
         score_axes.set_ylabel("ancestry layer")
