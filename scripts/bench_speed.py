@@ -1,0 +1,614 @@
+"""Speed benchmark: hf_learngene descendants against transformers' ViT (and timm's, when importable) of the same shape.
+
+One process measures every model *interleaved*: each repetition runs one training step of every model in turn (the
+order alternates between repetitions), so a slowdown from other work on the machine hits all models alike. Ratios
+are the median over repetitions of the per-repetition ratio `time(transformers) / time(model)`; step times are
+medians. Also measured: inference (forward only), `interpolate_pos_encoding=True` at the native size, peak CUDA
+memory, FLOPs per training step (`torch.utils.flop_counter.FlopCounterMode`) and MFU against a measured matmul peak,
+`from_pretrained` load time of a learngene and a descendant, and `condense` wall time per method.
+
+Needs torch and transformers only (plus hf_learngene, whose top-level import does not pull `datasets`/`evaluate`);
+timm and scikit-learn are used when importable.
+
+    python scripts/bench_speed.py                                  # CPU: the 6-layer width-192 32 px shape
+    python scripts/bench_speed.py --shapes ref,ti --threads 1
+    python scripts/bench_speed.py --device cuda --shapes ti,s,b --compile --output benchmarks/results/speed_gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import ViTConfig, ViTForImageClassification, ViTModel
+
+import hf_learngene
+from hf_learngene import CONDENSING_METHODS, DescendantForImageClassification, LearngeneConfig, LearngeneModel, condense
+
+SHAPES = {
+    # The issue's CPU reference: 6 layers, width 192, 32 px images in 4 px patches (65 tokens).
+    "ref": dict(layers=6, hidden=192, heads=3, mlp=768, image_size=32, patch_size=4),
+    "ti": dict(layers=12, hidden=192, heads=3, mlp=768, image_size=224, patch_size=16),
+    "s": dict(layers=12, hidden=384, heads=6, mlp=1536, image_size=224, patch_size=16),
+    "b": dict(layers=12, hidden=768, heads=12, mlp=3072, image_size=224, patch_size=16),
+}
+DEFAULT_BATCH = {"cpu": {"ref": 64, "ti": 16, "s": 8, "b": 4}, "cuda": {"ref": 256, "ti": 256, "s": 256, "b": 256}}
+NUM_LABELS = 10
+BASELINE = "transformers"
+
+# What the issue asks for, and what would close each gap when a run misses it.
+TARGETS = {
+    "cpu_train": (1.05, "descendant eager fp32 training step vs transformers' ViT, ref shape, CPU"),
+    "gpu_train": (1.15, "descendant eager bf16 training step vs transformers' ViT, S and B shapes, GPU"),
+    "gpu_mfu": (0.45, "descendant eager bf16 MFU at the B shape, GPU"),
+}
+
+
+@dataclass
+class Variant:
+    name: str
+    model: torch.nn.Module
+    kind: str  # "hf" (transformers-style output with .loss) or "timm" (returns logits)
+    forward_kwargs: dict = field(default_factory=dict)
+    optimizer: torch.optim.Optimizer | None = None
+    times: list[float] = field(default_factory=list)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--shapes", default=None, help="comma list of " + ", ".join(SHAPES) + " (default: ref on CPU, ti,s,b on CUDA)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default per shape and device: " + str(DEFAULT_BATCH)
+    )
+    parser.add_argument("--image-size", type=int, default=None, help="override the shape's image size")
+    parser.add_argument("--steps", type=int, default=None, help="timed repetitions per model (default 30 CPU, 50 CUDA)")
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps per model first (default 2 CPU, 10 CUDA)"
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default=None, help="bf16 = autocast (default on CUDA)")
+    parser.add_argument(
+        "--layout",
+        choices=["all", "mix"],
+        default="mix",
+        help="descendant layout: all inherited (L...L) or half new layers interleaved (LLRR...)",
+    )
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd models")
+    parser.add_argument("--no-inference", action="store_true", help="skip the forward-only measurements")
+    parser.add_argument("--no-timm", action="store_true", help="leave timm out even when importable")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="matmul peak for MFU (default: measured)")
+    parser.add_argument("--skip-load", action="store_true", help="skip the from_pretrained load-time measurement")
+    parser.add_argument("--skip-condense", action="store_true", help="skip the condense wall-time measurement")
+    parser.add_argument("--output", default="benchmarks/results/speed", help="writes OUTPUT.json and OUTPUT.md")
+    args = parser.parse_args(argv)
+    args.device_type = torch.device(args.device).type
+    on_cuda = args.device_type == "cuda"
+    args.shapes = (args.shapes or ("ti,s,b" if on_cuda else "ref")).split(",")
+    unknown = [s for s in args.shapes if s not in SHAPES]
+    if unknown:
+        parser.error(f"unknown shape(s) {unknown}; choose from {list(SHAPES)}")
+    args.dtype = args.dtype or ("bf16" if on_cuda else "fp32")
+    args.steps = args.steps or (50 if on_cuda else 30)
+    args.warmup = args.warmup if args.warmup is not None else (10 if on_cuda else 2)
+    return args
+
+
+def sync(device_type: str) -> None:
+    if device_type == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast(args):
+    if args.dtype == "bf16":
+        return torch.autocast(args.device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def vit_config(shape: dict, image_size: int) -> ViTConfig:
+    return ViTConfig(
+        hidden_size=shape["hidden"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        intermediate_size=shape["mlp"],
+        image_size=image_size,
+        patch_size=shape["patch_size"],
+        num_labels=NUM_LABELS,
+    )
+
+
+def descendant_layout(depth: int, layout: str) -> str:
+    if layout == "all":
+        return "L" * depth
+    return ("LLRR" * depth)[:depth]
+
+
+def learngene_config(shape: dict, image_size: int, layout: str) -> LearngeneConfig:
+    return LearngeneConfig(
+        hidden_size=shape["hidden"],
+        num_attention_heads=shape["heads"],
+        intermediate_size=shape["mlp"],
+        image_size=image_size,
+        patch_size=shape["patch_size"],
+        layer_indices=list(range(layout.count("L"))),
+        ancestor_num_layers=shape["layers"],
+        layout=layout,
+        num_labels=NUM_LABELS,
+    )
+
+
+def timm_model(shape: dict, image_size: int):
+    try:
+        from timm.models.vision_transformer import VisionTransformer
+    except ImportError:
+        return None
+    return VisionTransformer(
+        img_size=image_size,
+        patch_size=shape["patch_size"],
+        num_classes=NUM_LABELS,
+        embed_dim=shape["hidden"],
+        depth=shape["layers"],
+        num_heads=shape["heads"],
+        mlp_ratio=shape["mlp"] / shape["hidden"],
+        qkv_bias=True,
+    )
+
+
+def make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+    # The Trainer's default on torch >= 2.8 is fused AdamW, on CPU as well as CUDA.
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+
+def loss_of(variant: Variant, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if variant.kind == "timm":
+        return F.cross_entropy(variant.model(x).float(), y)
+    return variant.model(pixel_values=x, labels=y, **variant.forward_kwargs).loss
+
+
+def train_step(variant: Variant, x, y, args) -> None:
+    with autocast(args):
+        loss = loss_of(variant, x, y)
+    loss.backward()
+    variant.optimizer.step()
+    variant.optimizer.zero_grad(set_to_none=True)
+
+
+def infer_step(variant: Variant, x, args) -> None:
+    with torch.inference_mode(), autocast(args):
+        if variant.kind == "timm":
+            variant.model(x)
+        else:
+            variant.model(pixel_values=x, **variant.forward_kwargs)
+
+
+def interleaved(variants: list[Variant], run, steps: int, warmup: int, device_type: str) -> None:
+    for variant in variants:
+        variant.times = []
+        for _ in range(warmup):
+            run(variant)
+    sync(device_type)
+    for rep in range(steps):
+        # Alternate the order so that no model always runs right after the same neighbour.
+        for variant in variants if rep % 2 == 0 else variants[::-1]:
+            sync(device_type)
+            start = time.perf_counter()
+            run(variant)
+            sync(device_type)
+            variant.times.append(time.perf_counter() - start)
+
+
+def training_flops(variant: Variant, x, y, args) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with autocast(args):
+            loss = loss_of(variant, x, y)
+        loss.backward()
+    variant.optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def peak_memory(variant: Variant, x, y, args) -> float | None:
+    if args.device_type != "cuda":
+        return None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    train_step(variant, x, y, args)
+    sync(args.device_type)
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def measured_peak_tflops(args) -> float:
+    """Best matmul throughput seen (TFLOP/s) in the benchmark dtype: the roof MFU is measured against."""
+    n = 8192 if args.device_type == "cuda" else 1024
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    a = torch.randn(n, n, device=args.device, dtype=dtype)
+    b = torch.randn(n, n, device=args.device, dtype=dtype)
+    best = float("inf")
+    for _ in range(3):
+        a @ b
+    for _ in range(20):
+        sync(args.device_type)
+        start = time.perf_counter()
+        a @ b
+        sync(args.device_type)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e12
+
+
+def summarise(variants: list[Variant], baseline: Variant) -> dict[str, dict]:
+    rows = {}
+    for variant in variants:
+        ratios = sorted(b / t for b, t in zip(baseline.times, variant.times, strict=True))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        rows[variant.name] = {
+            "median_step_ms": statistics.median(variant.times) * 1e3,
+            "ratio_vs_transformers": statistics.median(ratios),
+            "ratio_q1": quartiles[0],
+            "ratio_q3": quartiles[2],
+            "repetitions": len(variant.times),
+        }
+    return rows
+
+
+def build_variants(shape: dict, image_size: int, args, compiled: bool) -> list[Variant]:
+    torch.manual_seed(0)
+    layout = descendant_layout(shape["layers"], args.layout)
+    hf = ViTForImageClassification(vit_config(shape, image_size))
+    ours = DescendantForImageClassification(learngene_config(shape, image_size, layout))
+    variants = [Variant(BASELINE, hf, "hf"), Variant("descendant", ours, "hf")]
+    if not compiled:
+        # Asking for every hidden state makes the descendant run its last layer on every token, as transformers
+        # does: this row separates the layer code from the CLS-only last layer.
+        variants.append(Variant("descendant (full last layer)", ours, "hf", {"output_hidden_states": True}))
+    timm = None if args.no_timm else timm_model(shape, image_size)
+    if timm is not None:
+        variants.append(Variant("timm", timm, "timm"))
+    for variant in variants:
+        variant.model.to(args.device).train()
+        variant.optimizer = make_optimizer(variant.model)
+    if compiled:
+        for variant in variants:
+            variant.model = torch.compile(variant.model, fullgraph=True)
+    return variants
+
+
+def bench_shape(name: str, args, peak: float) -> dict:
+    shape = SHAPES[name]
+    image_size = args.image_size or shape["image_size"]
+    batch = args.batch_size or DEFAULT_BATCH[args.device_type][name]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, image_size, image_size, generator=generator).to(args.device)
+    y = torch.randint(0, NUM_LABELS, (batch,), generator=generator).to(args.device)
+    result = {"shape": {**shape, "image_size": image_size}, "batch_size": batch, "modes": {}}
+    flops = {}
+    for compiled in [False, True] if args.compile else [False]:
+        mode = "compiled" if compiled else "eager"
+        variants = build_variants(shape, image_size, args, compiled)
+        start = time.perf_counter()
+        train_step(variants[0], x, y, args)  # compiles on first call when compiled
+        for variant in variants[1:]:
+            train_step(variant, x, y, args)
+        setup_s = time.perf_counter() - start
+        if not compiled:
+            # FlopCounterMode cannot run inside a compiled graph; compiled models do the eager FLOPs.
+            flops = {v.name: training_flops(v, x, y, args) for v in variants}
+        memory = {v.name: peak_memory(v, x, y, args) for v in variants}
+        interleaved(variants, lambda v: train_step(v, x, y, args), args.steps, args.warmup, args.device_type)
+        rows = summarise(variants, variants[0])
+        for variant in variants:
+            row = rows[variant.name]
+            step_s = row["median_step_ms"] / 1e3
+            row["images_per_s"] = batch / step_s
+            row["train_flops_per_step"] = flops.get(variant.name)
+            row["mfu"] = flops[variant.name] / step_s / (peak * 1e12) if variant.name in flops else None
+            row["peak_memory_mib"] = memory[variant.name]
+        entry = {"train": rows, "first_steps_s": setup_s}
+        if not args.no_inference:
+            for variant in variants:
+                variant.model.eval()
+            infer = [v for v in variants if not v.forward_kwargs]
+            if not compiled:
+                infer.append(
+                    Variant(
+                        "descendant interpolate_pos_encoding=True",
+                        variants[1].model,
+                        "hf",
+                        {"interpolate_pos_encoding": True},
+                    )
+                )
+            interleaved(infer, lambda v: infer_step(v, x, args), args.steps, args.warmup, args.device_type)
+            rows = summarise(infer, infer[0])
+            for row in rows.values():
+                row["images_per_s"] = batch / (row["median_step_ms"] / 1e3)
+            entry["inference"] = rows
+        result["modes"][mode] = entry
+        print_mode(name, mode, batch, entry)
+        del variants
+        if args.device_type == "cuda":
+            torch.cuda.empty_cache()
+    return result
+
+
+def print_mode(shape: str, mode: str, batch: int, entry: dict) -> None:
+    print(f"\n[{shape}, batch {batch}, {mode}]")
+    for task in ("train", "inference"):
+        for model, row in entry.get(task, {}).items():
+            extra = ""
+            if task == "train":
+                mem = row["peak_memory_mib"]
+                if row["mfu"] is not None:
+                    extra = f"  GFLOP/step {row['train_flops_per_step'] / 1e9:8.1f}  MFU {row['mfu']:.3f}"
+                extra += f"  peak {mem:8.0f} MiB" if mem is not None else ""
+            print(
+                f"  {task:9s} {model:42s} {row['median_step_ms']:9.1f} ms  {row['images_per_s']:9.1f} img/s  "
+                f"x{row['ratio_vs_transformers']:.3f} [{row['ratio_q1']:.3f}, {row['ratio_q3']:.3f}]{extra}"
+            )
+
+
+def bench_load(args, shape_name: str) -> dict:
+    """Median `from_pretrained` time (CPU, safetensors) of a learngene and of a descendant grown from it."""
+    shape = SHAPES[shape_name]
+    layout = descendant_layout(shape["layers"], args.layout)
+    config = learngene_config(shape, shape["image_size"], layout)
+    config.layout = None
+    times = {"learngene": [], "descendant": []}
+    with tempfile.TemporaryDirectory() as folder:
+        LearngeneModel(config).save_pretrained(folder)
+        size = os.path.getsize(os.path.join(folder, "model.safetensors"))
+        for _ in range(5):
+            start = time.perf_counter()
+            LearngeneModel.from_pretrained(folder)
+            times["learngene"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            DescendantForImageClassification.from_pretrained(folder, num_labels=NUM_LABELS, layout=layout)
+            times["descendant"].append(time.perf_counter() - start)
+    result = {
+        "shape": shape_name,
+        "learngene_layers": layout.count("L"),
+        "layout": layout,
+        "safetensors_mib": size / 2**20,
+        **{f"{k}_load_s": statistics.median(v) for k, v in times.items()},
+    }
+    print(
+        f"\n[load, {shape_name}] learngene of {result['learngene_layers']} layers "
+        f"({result['safetensors_mib']:.1f} MiB): "
+        f"{result['learngene_load_s']:.3f} s; descendant {layout}: {result['descendant_load_s']:.3f} s"
+    )
+    return result
+
+
+def digits_loader():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return None
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0  # 0..16 -> -1..1
+    labels = torch.tensor(digits.target)
+    dataset = torch.utils.data.TensorDataset(images[:512], labels[:512])
+    return torch.utils.data.DataLoader(dataset, batch_size=64)
+
+
+def bench_condense(args) -> dict:
+    """Wall time of `condense` per method on an in-memory ancestor (8x8 digits geometry, 12 layers, width 64)."""
+    torch.manual_seed(0)
+    ancestor = ViTModel(
+        ViTConfig(
+            hidden_size=64,
+            num_hidden_layers=12,
+            num_attention_heads=4,
+            intermediate_size=128,
+            image_size=8,
+            patch_size=2,
+            num_channels=1,
+        ),
+        add_pooling_layer=False,
+    ).eval()
+    loader = digits_loader()
+    results = {}
+    for method, spec in sorted(CONDENSING_METHODS.items()):
+        kwargs = {"num_layers": 6}
+        if method == "manual":
+            kwargs = {"layers": [0, 1, 8, 9, 10, 11]}
+        if spec.needs_data:
+            if loader is None:
+                results[method] = {"skipped": "scikit-learn (digits) not importable"}
+                continue
+            kwargs.update(condense_dataset=loader, epochs=1, quiet=True, device=args.device)
+        start = time.perf_counter()
+        learngene = condense(ancestor, method=method, **kwargs)
+        results[method] = {"wall_s": time.perf_counter() - start, "layers": learngene.config.layer_indices}
+        print(f"[condense] {method:10s} {results[method]['wall_s']:8.2f} s  layers {results[method]['layers']}")
+    details = (
+        "12-layer width-64 ViTModel (random), 8x8 1-channel; data-driven methods: 512 sklearn digits, batch 64, 1 epoch"
+    )
+    return {"ancestor": details, "methods": results}
+
+
+def target_rows(results: dict, args) -> list[dict]:
+    rows = []
+
+    def train_row(shape, mode="eager"):
+        return results["shapes"].get(shape, {}).get("modes", {}).get(mode, {}).get("train", {}).get("descendant")
+
+    if args.device_type == "cpu":
+        row = train_row("ref")
+        threshold, what = TARGETS["cpu_train"]
+        measured = None if row is None or args.dtype != "fp32" else row["ratio_vs_transformers"]
+        rows.append(
+            {
+                "target": what,
+                "threshold": threshold,
+                "measured": measured,
+                "met": None if measured is None else measured >= threshold,
+            }
+        )
+    else:
+        threshold, what = TARGETS["gpu_train"]
+        for shape in ("s", "b"):
+            row = train_row(shape)
+            measured = None if row is None else row["ratio_vs_transformers"]
+            rows.append(
+                {
+                    "target": f"{what} ({shape})",
+                    "threshold": threshold,
+                    "measured": measured,
+                    "met": None if measured is None else measured >= threshold,
+                }
+            )
+        threshold, what = TARGETS["gpu_mfu"]
+        row = train_row("b")
+        measured = None if row is None else row["mfu"]
+        rows.append(
+            {
+                "target": what,
+                "threshold": threshold,
+                "measured": measured,
+                "met": None if measured is None else measured >= threshold,
+            }
+        )
+    return rows
+
+
+def markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = [
+        "# Speed: hf_learngene descendants vs transformers' ViT",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        f"Machine: {env['machine']}; torch {env['torch']}, transformers {env['transformers']}, "
+        f"hf_learngene {env['hf_learngene']}, timm {env['timm']}; threads {env['threads']}; dtype {results['dtype']}; "
+        f"matmul peak (measured) {results['peak_tflops']:.3f} TFLOP/s.",
+        "",
+        "Every model of a table ran interleaved in one process (one step each in turn, order alternating). "
+        "`x transformers` is the median over repetitions of time(transformers ViT) / time(model), with the "
+        "interquartile range of that ratio; > 1 is faster. MFU = counted FLOPs of the model's training step / "
+        "median step time / matmul peak.",
+        "",
+    ]
+    for shape, res in results["shapes"].items():
+        s = res["shape"]
+        for mode, entry in res["modes"].items():
+            lines += [
+                f"## {shape}: {s['layers']} layers, width {s['hidden']}, {s['heads']} heads, MLP {s['mlp']}, "
+                f"{s['image_size']} px / patch {s['patch_size']}, batch {res['batch_size']}, {mode}",
+                "",
+                "| task | model | median step (ms) | images/s | x transformers [IQR] | GFLOP/step | MFU | peak MiB |",
+                "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+            ]
+            for task in ("train", "inference"):
+                for model, row in entry.get(task, {}).items():
+                    flops = row.get("train_flops_per_step")
+                    mem = row.get("peak_memory_mib")
+                    gflops = "" if flops is None else f"{flops / 1e9:.1f}"
+                    mfu = "" if flops is None else f"{row['mfu']:.3f}"
+                    memory = "n/a" if mem is None else f"{mem:.0f}"
+                    lines.append(
+                        f"| {task} | {model} | {row['median_step_ms']:.1f} | {row['images_per_s']:.1f} | "
+                        f"{row['ratio_vs_transformers']:.3f} [{row['ratio_q1']:.3f}, {row['ratio_q3']:.3f}] | "
+                        f"{gflops} | {mfu} | {memory} |"
+                    )
+            lines.append("")
+    if results.get("load"):
+        load = results["load"]
+        lines += [
+            "## Loading (`from_pretrained`, safetensors, median of 5)",
+            "",
+            f"Learngene of {load['learngene_layers']} layers at the {load['shape']} shape "
+            f"({load['safetensors_mib']:.1f} MiB): {load['learngene_load_s']:.3f} s; descendant "
+            f"`{load['layout']}` from it: {load['descendant_load_s']:.3f} s.",
+            "",
+        ]
+    if results.get("condense"):
+        lines += [
+            f"## `condense` wall time ({results['condense']['ancestor']})",
+            "",
+            "| method | wall s | layers |",
+            "| --- | ---: | --- |",
+        ]
+        for method, row in results["condense"]["methods"].items():
+            if "skipped" in row:
+                lines.append(f"| {method} | skipped: {row['skipped']} | |")
+            else:
+                lines.append(f"| {method} | {row['wall_s']:.2f} | {row['layers']} |")
+        lines.append("")
+    lines += ["## Targets (issue 7)", "", "| target | threshold | measured | met |", "| --- | ---: | ---: | --- |"]
+    for row in results["targets"]:
+        measured = "not measured" if row["measured"] is None else f"{row['measured']:.3f}"
+        met = "n/a" if row["met"] is None else ("yes" if row["met"] else "no")
+        lines.append(f"| {row['target']} | {row['threshold']} | {measured} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        import timm
+
+        timm_version = timm.__version__
+    except ImportError:
+        timm_version = "not installed"
+    if args.device_type == "cuda":
+        machine = torch.cuda.get_device_name()
+    else:
+        machine = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} logical cores"
+    import transformers
+
+    peak = args.peak_tflops or measured_peak_tflops(args)
+    print(f"{machine}: matmul peak {peak:.3f} TFLOP/s ({args.dtype}), threads {torch.get_num_threads()}")
+    results = {
+        "command": " ".join(["python", *sys.argv]),
+        "environment": {
+            "machine": machine,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "hf_learngene": hf_learngene.__version__,
+            "timm": timm_version,
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+        },
+        "device": args.device,
+        "dtype": args.dtype,
+        "layout": args.layout,
+        "peak_tflops": peak,
+        "shapes": {},
+    }
+    for name in args.shapes:
+        results["shapes"][name] = bench_shape(name, args, peak)
+    if not args.skip_load:
+        results["load"] = bench_load(args, args.shapes[-1])
+    if not args.skip_condense:
+        results["condense"] = bench_condense(args)
+    # The benchmark must run where `datasets` / `evaluate` are not installed (the GPU machine).
+    results["imported_datasets_or_evaluate"] = sorted(m for m in ("datasets", "evaluate") if m in sys.modules)
+    results["targets"] = target_rows(results, args)
+    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+    with open(args.output + ".json", "w") as handle:
+        json.dump(results, handle, indent=2)
+    with open(args.output + ".md", "w") as handle:
+        handle.write(markdown(results))
+    print(f"\nwrote {args.output}.json and {args.output}.md")
+    return results
+
+
+if __name__ == "__main__":
+    main()
