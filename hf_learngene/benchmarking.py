@@ -189,7 +189,8 @@ class BenchmarkConfig:
 
     @classmethod
     def quick(cls, **overrides) -> BenchmarkConfig:
-        """A smoke-test protocol (about a minute on a laptop CPU): a 2-layer ancestor trained briefly, one task."""
+        """A smoke-test protocol (about a minute on a laptop CPU): a 2-layer ancestor trained briefly, one task, every
+        arm, one pseudo-descendant epoch for the data-driven methods."""
         settings = dict(
             ancestor_layers=2,
             hidden_size=32,
@@ -200,6 +201,7 @@ class BenchmarkConfig:
             ancestor_epochs=1,
             ancestor_batch_size=64,
             condense_per_class=40,
+            condense_options={"cka": {"epochs": 1}, "auto": {"epochs": 1}},
             ways=3,
             k_shots=(5, ALL),
             num_tasks=1,
@@ -831,6 +833,7 @@ def run_benchmark(
         train_ancestor(config, data["ancestor_train"], data.get("ancestor_test"), ancestor_dir, device=device, log=log)
     meta = {"protocol_id": protocol_id, "protocol": config.protocol(), "ancestor": ancestor or "trained here"}
     meta_path = os.path.splitext(os.fspath(results_path))[0] + ".meta.json"
+    os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
     ancestor_info = os.path.join(ancestor_dir, "bench_ancestor.json")
     if os.path.isfile(ancestor_info):
         with open(ancestor_info) as f:
@@ -873,9 +876,10 @@ def run_benchmark(
             failed[arm] = f"{type(err).__name__}: {err}"
             log(f"Condensing for arm {arm!r} failed, its runs are skipped: {failed[arm]}")
     meta["failed_methods"] = failed
+    meta["learngenes"] = learngenes.info
+    _write_meta(meta_path, meta)  # now too, so a report of an interrupted run still shows the selections
     todo = [spec for spec in todo if spec.arm not in failed]
     device_obj = torch.device(device)
-    os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
     bar = tqdm(todo, desc="runs", disable=not progress, dynamic_ncols=True)
     for spec in bar:
         bar.set_postfix_str(f"{spec.arm}/{spec.placement} k={spec.k_shot} t={spec.task} s={spec.seed} lr={spec.lr:g}")
@@ -1225,7 +1229,7 @@ def render_markdown(
 
     lines += ["", "## Claim 2, hyperparameter sensitivity: best accuracy over the learning-rate grid", ""]
     if not sens:
-        lines.append("No learning-rate grid in these results.")
+        lines += ["No learning-rate grid in these results.", ""]
     for k in k_shots:
         cells = [(label, sens[(label, k)]) for label in labels if (label, k) in sens]
         if not cells:

@@ -86,8 +86,6 @@ _CONFIG_FIELDS = (
 def build_config(args: argparse.Namespace) -> BenchmarkConfig:
     overrides = {name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name) is not None}
     if args.quick:
-        # Data-driven methods are slow by nature; the smoke run sticks to the data-free ones unless asked.
-        overrides.setdefault("methods", ("heuristic", "first", "random"))
         return BenchmarkConfig.quick(**overrides)
     return BenchmarkConfig(**overrides)
 
