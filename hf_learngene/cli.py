@@ -374,7 +374,8 @@ def cmd_inherit(args) -> int:
         push_to_hub=bool(args.push_to_hub),
         hub_model_id=args.push_to_hub,
         horizontal_flip=args.horizontal_flip,
-        dataset_name=args.dataset,
+        # Only a Hub dataset name belongs in the card's `datasets:` metadata; local and offline sets name themselves.
+        dataset_name=None if args.dataset.startswith(OFFLINE_PREFIX) or os.path.exists(args.dataset) else args.dataset,
         **_training_device_args(device),
     )
     metrics = result.metrics
