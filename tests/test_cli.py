@@ -261,6 +261,25 @@ def test_ancestor_that_is_not_a_vit(runs):
     assert "'bert' model, not a ViT" in error_line(result)
 
 
+def test_condense_pushes_to_the_hub(local_hub, vit_dir, tmp_path):
+    # local_hub points HF_ENDPOINT (and a dummy token) at a local server for this process and its children.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    output = tmp_path / "pushed"
+    result = run_cli(
+        "condense", vit_dir, "--method", "first", "--num-layers", 2, "--output", output, "--push-to-hub",
+        "someone/tiny-learngene", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    files = set(local_hub.list_files("someone/tiny-learngene"))
+    assert {"config.json", "model.safetensors", "README.md", "preprocessor_config.json"} <= files
+    assert b"someone/tiny-learngene" in local_hub.read_file("someone/tiny-learngene", "README.md")
+    pulled = LearngeneModel.from_pretrained("someone/tiny-learngene")
+    saved = LearngeneModel.from_pretrained(output)
+    assert pulled.config.layer_indices == [0, 1]
+    for (name, a), (_, b) in zip(pulled.state_dict().items(), saved.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 # In-process checks of the parser and helpers (no subprocess needed).
 
 
