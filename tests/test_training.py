@@ -128,6 +128,20 @@ def test_parameter_groups_in_the_trainer_keep_their_ratio(learngene_dir, digits,
     assert lrs["new"][1] == pytest.approx(10 * lrs["inherited"][1])
 
 
+def test_parameter_groups_through_optimizer_cls_and_kwargs(learngene_dir, tmp_path):
+    model = _descendant(learngene_dir)
+    groups = parameter_groups(model, inherited_lr=2e-4, new_lr=2e-3)
+    args = TrainingArguments(tmp_path, report_to="none", use_cpu=True)
+    trainer = Trainer(model=model, args=args, optimizer_cls_and_kwargs=(torch.optim.AdamW, {"params": groups}))
+    optimizer = trainer.create_optimizer()
+    assert {g["name"]: g["lr"] for g in optimizer.param_groups} == {
+        "inherited": 2e-4,
+        "inherited_no_decay": 2e-4,
+        "new": 2e-3,
+        "new_no_decay": 2e-3,
+    }
+
+
 def test_freeze_inherited_helper(learngene_dir, digits):
     model = _descendant(learngene_dir)
     assert freeze_inherited(model) == len(inherited_parameters(model))
