@@ -52,9 +52,9 @@ examples:
 _EPILOG_DEMO = """\
 The demo runs the whole paradigm offline on real data: it trains a small ViT ancestor on Fashion-MNIST classes 0-5
 (cached, so the next run skips it), condenses a learngene with method "auto" on Fashion-MNIST classes 6-9, then
-trains descendants for a 5-way MNIST task from the learngene, from the heuristic learngene and from scratch (same
-architecture, data, budget and seed). It writes a table, learning_curves.png, report.md, results.json, the learngene
-and the descendant into the output folder.
+trains descendants for a 5-way MNIST task from the learngene, from the heuristic (last k) and first-k learngenes and
+from scratch (same architecture, data, budget and seed). It writes a table, learning_curves.png, report.md,
+results.json, the learngenes and the descendant into the output folder.
 
 examples:
   hf-learngene demo                      # writes a fresh ./demo-output/run-YYYYmmdd-HHMMSS/
@@ -653,9 +653,8 @@ def cmd_demo(args) -> int:
     # Without --output every run gets its own folder, so `make demo` can run again and earlier results stay.
     default = os.path.join(DEFAULT_OUTPUT, time.strftime("run-%Y%m%d-%H%M%S"))
     output = _check_output(args.output or default, args.overwrite)
-    if args.threads is not None and args.threads < 1:
-        raise CLIError(f"--threads must be >= 1, got {args.threads}.")
-    run_demo(output, device=device, quick=args.quick, seed=args.seed, cache_dir=args.cache_dir, threads=args.threads)
+    threads = 1 if args.threads is None else args.threads
+    run_demo(output, device=device, quick=args.quick, seed=args.seed, cache_dir=args.cache_dir, threads=threads)
     return EXIT_OK
 
 
@@ -666,6 +665,11 @@ def cmd_demo(args) -> int:
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="show the full traceback on errors")
+    common.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's choice; the demo uses 1, as its models are tiny)",
+    )
     return common
 
 
@@ -797,7 +801,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the set-up; numbers mean little")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="seed of data sampling and every model (default 0)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1: the models are tiny)")
     p.add_argument(
         "--cache-dir",
         help="where the trained ancestor is cached (default $HF_LEARNGENE_CACHE, else $HF_HOME/hf_learngene)",
@@ -812,7 +815,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise CLIError(f"--threads must be >= 1, got {args.threads}.")
+            if args.command != "demo":  # the demo sets (and restores) its own
+                import torch
+
+                torch.set_num_threads(args.threads)
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("hf-learngene: interrupted", file=sys.stderr)
         return 130
