@@ -675,7 +675,7 @@ def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, s
                     save_total_limit=1,
                     use_cpu=device == "cpu",
                 )
-            trained = result.trainer.model
+            trained = result.trainer.accelerator.unwrap_model(result.trainer.model)
             source = learngenes.get(arm)
             arms[arm] = {
                 "label": f"layers {source.config.layer_indices}" if source is not None else "all random",
