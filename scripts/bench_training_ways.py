@@ -8,7 +8,7 @@ All three start from the same learngene (condensed from a tiny, randomly initial
 pretrained checkpoint offline, so this measures the training paths, not the value of inheritance), use the same
 layout, epochs, batch size (per step, across processes), learning rate and held-out split.
 
-    python scripts/bench_training_ways.py --epochs 5 --processes 2
+    python scripts/bench_training_ways.py --epochs 5 --processes 2 [--image_size 32]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SCRIPT = Path(__file__).resolve().parent / "train_descendant.py"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--image_size", type=int, default=32, help="digits (8x8) are upscaled to this")
+    parser.add_argument("--image_size", type=int, default=16, help="digits (8x8) are upscaled to this")
     parser.add_argument("--patch_size", type=int, default=8)
     parser.add_argument("--hidden_size", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=32, help="images per optimizer step, all processes")

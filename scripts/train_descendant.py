@@ -251,7 +251,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     max_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
     num_epochs = math.ceil(max_steps / updates_per_epoch)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * max_steps), max_steps)
+    # Accelerate steps a prepared scheduler once per process for every optimizer step (it counts samples as one
+    # process would), so its horizon is scaled by the number of processes.
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer,
+        math.ceil(args.warmup_ratio * max_steps) * accelerator.num_processes,
+        max_steps * accelerator.num_processes,
+    )
     model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, eval_loader, scheduler
     )
