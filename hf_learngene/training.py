@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from datasets import DatasetDict
 from torch import nn
 from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 
@@ -481,6 +482,9 @@ def train_descendant(
             "push_to_hub=True needs a repository: pass hub_model_id='<user or org>/<name>' "
             "(e.g. hub_model_id='org/vit-descendant')."
         )
+    for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+        if isinstance(dataset, DatasetDict):
+            raise TypeError(f"`{name}` is a DatasetDict with splits {list(dataset)}: pass one split, e.g. ds['train'].")
     if train_dataset is None or len(train_dataset) == 0:
         raise ValueError("`train_dataset` is empty: there is nothing to train on.")
     if eval_dataset is not None and len(eval_dataset) == 0:

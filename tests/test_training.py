@@ -317,6 +317,11 @@ def test_empty_split_is_refused(learngene_dir, digits, tmp_path):
         train_descendant(model, digits["train"], digits["test"].select([]), output_dir=tmp_path)
 
 
+def test_dataset_dict_instead_of_a_split_is_refused(learngene_dir, digits, tmp_path):
+    with pytest.raises(TypeError, match=r"DatasetDict with splits \['train', 'test'\]"):
+        train_descendant(_descendant(learngene_dir), digits, output_dir=tmp_path)
+
+
 def test_push_without_repo_id_is_refused(learngene_dir, digits, tmp_path):
     with pytest.raises(ValueError, match="hub_model_id"):
         train_descendant(_descendant(learngene_dir), digits["train"], output_dir=tmp_path, push_to_hub=True)
