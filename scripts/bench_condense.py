@@ -9,8 +9,10 @@ training step, scoring pass; for `auto` one whole meta step: CE + matching step,
 second-order backward). They give the cost of a run of any size and, divided by an assumed GPU throughput, an
 *extrapolated* wall time for a ViT-B/16 ancestor with 2,000 condensing images on one H100. The assumption is printed.
 
-    python scripts/bench_condense.py              # tiny + ViT-S on CPU, FLOPs for ViT-B (about 10 minutes, one thread)
-    python scripts/bench_condense.py --quick      # tiny only (about a minute)
+    python scripts/bench_condense.py              # tiny + ViT-S runs, ViT-B FLOPs + memory (~17 min, 2 cores)
+    python scripts/bench_condense.py --quick      # tiny only (about 2 minutes)
+    python scripts/bench_condense.py --parts memory,data --output b.json   # some parts only
+    python scripts/bench_condense.py --tables a.json b.json                # tables of saved results
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ CASES_FULL = CASES_QUICK + [
 # attention through the math kernel and many small elementwise ops, so it is given a third of that.
 H100_BF16_PEAK = 989e12
 ASSUMED_MFU = {"cka": 0.3, "auto": 0.1}
-TARGET_IMAGES, TARGET_EPOCHS, TARGET_BATCH = 2000, 5, 64
+TARGET_IMAGES, TARGET_EPOCHS, TARGET_BATCH = 2000, 5, 32
 
 
 def _ancestor(geometry: str):
@@ -155,6 +157,50 @@ def count_flops(geometry: str, batch: int = 2) -> dict:
     return flops
 
 
+def run_memory(geometry: str, batch: int) -> dict:
+    """Peak RSS of one `auto` meta step (the unrolled graph is what grows with the batch)."""
+    import torch
+
+    from hf_learngene.ancestry import load_ancestor
+    from hf_learngene.condensing.auto import AutoOptions, PairWeightNetwork, _ancestry_tokens, unrolled_objective
+    from hf_learngene.condensing.features import PseudoOptions, build_pseudo_descendant
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    source = load_ancestor(_ancestor(geometry))
+    full = source.full_model().eval()
+    full.requires_grad_(False)
+    pseudo = build_pseudo_descendant(source, num_labels=4, seed=0)
+    size = GEOMETRIES[geometry]["image_size"]
+    pixel_values, labels = torch.randn(batch, 3, size, size), torch.arange(batch) % 4
+    cpu = torch.device("cpu")
+    tokens = _ancestry_tokens(full, pixel_values, cpu, torch.float32)
+    net = PairWeightNetwork(source.num_layers, len(pseudo.descendant_layers()), tokens.shape[2])
+    params = {name: p.detach() for name, p in pseudo.named_parameters()}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    outer, current, _, _ = unrolled_objective(
+        pseudo, params, {}, net, (pixel_values, labels, tokens), lr=1e-3, opts=PseudoOptions(),
+        auto_opts=AutoOptions(), dtype=torch.float32,
+    )  # fmt: skip
+    torch.autograd.grad(outer, list(net.parameters()) + list(current.values()), allow_unused=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"geometry": geometry, "batch": batch, "before_mib": before, "peak_mib": peak}
+
+
+def run_data_speed(images: int = 512) -> dict:
+    """Images per second of the condensing-set pipeline (decode, grayscale to RGB, resize to 224, normalise)."""
+    import torch
+
+    from hf_learngene.ancestry import load_ancestor
+    from hf_learngene.condensing.inputs import load_condensing_data
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    data = load_condensing_data(_condensing_set(images), load_ancestor(_ancestor("vit-s")), max_samples=images)
+    start, count = time.perf_counter(), 0
+    for _, labels in data.train_batches(0):
+        count += len(labels)
+    return {"images": count, "images_per_s": count / (time.perf_counter() - start)}
+
+
 def run_flop_count(geometry: str) -> dict:
     return {"geometry": geometry, "flops_per_image": count_flops(geometry)}
 
@@ -178,61 +224,107 @@ def _child(kind: str, args: list) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny ancestor only")
+    parser.add_argument(
+        "--parts",
+        default="runs,memory,data",
+        help="comma-separated: runs (wall time + FLOPs + extrapolation), memory (auto meta step, ViT-B), data "
+        "(input pipeline speed)",
+    )
     parser.add_argument("--output", help="write the results as JSON here")
+    parser.add_argument("--tables", nargs="+", help="only print the tables of saved JSON results (merged in order)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, params = json.loads(args.child)
-        print(json.dumps(run_case(*params) if kind == "case" else run_flop_count(*params)))
+        runner = {"case": run_case, "flops": run_flop_count, "memory": run_memory, "data": run_data_speed}[kind]
+        print(json.dumps(runner(*params)))
         return
 
-    cases = CASES_QUICK if args.quick else CASES_FULL
-    geometries = ["tiny"] if args.quick else ["tiny", "vit-s", "vit-b"]
-    flops = {}
-    for geometry in geometries:
-        flops[geometry] = _child("flops", [geometry])["flops_per_image"]
-        print(f"counted FLOPs: {geometry}", file=sys.stderr)
-    runs = []
-    for case in cases:
-        runs.append(_child("case", list(case)))
-        print(f"ran {case}: {runs[-1]['wall_s']:.1f} s", file=sys.stderr)
+    results: dict = {}
+    if args.tables:
+        for path in args.tables:
+            with open(path) as f:
+                results.update(json.load(f))
+        _print_tables(results)
+        return
+    parts = set(args.parts.split(","))
+    if "data" in parts:
+        results["data"] = _child("data", [])
+        print(f"data pipeline: {results['data']['images_per_s']:.0f} images/s", file=sys.stderr)
+    if "memory" in parts and not args.quick:
+        results["memory"] = [_child("memory", ["vit-b", batch]) for batch in (1, 3)]
+        print("measured auto memory", file=sys.stderr)
+    if "runs" in parts:
+        cases = CASES_QUICK if args.quick else CASES_FULL
+        geometries = ["tiny"] if args.quick else ["tiny", "vit-s", "vit-b"]
+        results["flops_per_image"] = {g: _child("flops", [g])["flops_per_image"] for g in geometries}
+        print("counted FLOPs", file=sys.stderr)
+        results["runs"] = []
+        for case in cases:
+            results["runs"].append(_child("case", list(case)))
+            print(f"ran {case}: {results['runs'][-1]['wall_s']:.1f} s", file=sys.stderr)
+    _print_tables(results)
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(results, f, indent=2)
 
-    print("\n## Measured on this CPU (condense() wall time, fresh process per run)\n")
-    print("| ancestor | method | images | epochs | batch | wall (s) | GFLOP counted | GFLOP/s | peak RSS (MiB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for run in runs:
-        total = method_flops(flops[run["geometry"]], run["method"], run["images"], run["epochs"])
-        run["gflop"] = total / 1e9
+
+def _print_tables(results: dict) -> None:
+    flops = results.get("flops_per_image", {})
+    if "runs" in results:
+        print("\n## Measured on this CPU (condense() wall time, fresh process per run)\n")
+        print("| ancestor | method | images | epochs | batch | wall (s) | GFLOP counted | GFLOP/s | peak RSS (MiB) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for run in results["runs"]:
+            total = method_flops(flops[run["geometry"]], run["method"], run["images"], run["epochs"])
+            print(
+                f"| {run['geometry']} | {run['method']} | {run['images']} | {run['epochs']} | {run['batch_size']} | "
+                f"{run['wall_s']:.1f} | {total / 1e9:.1f} | {total / 1e9 / run['wall_s']:.1f} | "
+                f"{run['peak_rss_mib']:.0f} |"
+            )
+        print("\n## FLOPs per image (counted with FlopCounterMode, one batch)\n")
+        print("| ancestor | pseudo train step | CKA scoring | auto meta step | auto scoring |")
+        print("| --- | --- | --- | --- | --- |")
+        for geometry, per_image in flops.items():
+            keys = ("pseudo_train_step", "cka_scoring", "auto_meta_step", "auto_scoring")
+            print(f"| {geometry} | " + " | ".join(f"{per_image[key] / 1e9:.2f} G" for key in keys) + " |")
+    per_image_mib = None
+    if "memory" in results:
+        low, high = results["memory"]
+        per_image_mib = (high["peak_mib"] - low["peak_mib"]) / (high["batch"] - low["batch"])
+        print("\n## Memory of one auto meta step, ViT-B/16 ancestor, fp32 on CPU (peak RSS)\n")
+        print("| batch | peak RSS (MiB) |")
+        print("| --- | --- |")
+        for row in results["memory"]:
+            print(f"| {row['batch']} | {row['peak_mib']:.0f} |")
+        print(f"\nSlope: {per_image_mib:.0f} MiB per image in the batch.")
+    if "data" in results:
         print(
-            f"| {run['geometry']} | {run['method']} | {run['images']} | {run['epochs']} | {run['batch_size']} | "
-            f"{run['wall_s']:.1f} | {total / 1e9:.1f} | {total / 1e9 / run['wall_s']:.1f} | {run['peak_rss_mib']:.0f} |"
+            f"\nInput pipeline (Fashion-MNIST to 224 px RGB, one process): {results['data']['images_per_s']:.0f} "
+            "images/s."
         )
-
-    print("\n## FLOPs per image (counted with FlopCounterMode, one batch)\n")
-    print("| ancestor | pseudo train step | CKA scoring | auto meta step | auto scoring |")
-    print("| --- | --- | --- | --- | --- |")
-    for geometry, per_image in flops.items():
-        row = " | ".join(f"{per_image[key] / 1e9:.2f} G" for key in ("pseudo_train_step", "cka_scoring",
-                                                                        "auto_meta_step", "auto_scoring"))  # fmt: skip
-        print(f"| {geometry} | {row} |")
-
     if "vit-b" in flops:
+        held_out = max(4, round(0.2 * TARGET_IMAGES))
+        data_images = (TARGET_IMAGES - held_out) * TARGET_EPOCHS + 2 * held_out
         print(
             f"\n## Extrapolation (not measured): ViT-B/16 ancestor, {TARGET_IMAGES} images, {TARGET_EPOCHS} epochs, "
-            "one H100\n"
+            f"batch {TARGET_BATCH}, one H100\n"
         )
-        print("| method | TFLOP | assumed MFU | assumed TFLOP/s | extrapolated wall (s) |")
-        print("| --- | --- | --- | --- | --- |")
+        print("| method | TFLOP | assumed MFU | compute (s) | input pipeline, 8 workers (s) | memory, fp32 (GiB) |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for method in ("cka", "auto"):
             total = method_flops(flops["vit-b"], method, TARGET_IMAGES, TARGET_EPOCHS)
             rate = H100_BF16_PEAK * ASSUMED_MFU[method]
-            print(
-                f"| {method} | {total / 1e12:.0f} | {ASSUMED_MFU[method]:.2f} | {rate / 1e12:.0f} | "
-                f"{total / rate:.0f} |"
+            data_s = data_images / (8 * results["data"]["images_per_s"]) if "data" in results else float("nan")
+            memory = (
+                f"~{per_image_mib * TARGET_BATCH / 1024:.0f} + weights"
+                if method == "auto" and per_image_mib
+                else "small"
             )
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump({"runs": runs, "flops_per_image": flops}, f, indent=2)
+            print(
+                f"| {method} | {total / 1e12:.0f} | {ASSUMED_MFU[method]:.2f} | {total / rate:.0f} | {data_s:.0f} | "
+                f"{memory} |"
+            )
 
 
 if __name__ == "__main__":

@@ -22,15 +22,6 @@ from hf_learngene.data import load_digits_dataset
 FAST = {"max_samples": 160, "batch_size": 16, "epochs": 1, "quiet": True}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The CPUs are shared: one intra-op thread is both faster under load and reproducible.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def ancestor():
     """A 4-layer tiny ViT that takes the digits at their own 8x8 resolution (16 patches)."""
