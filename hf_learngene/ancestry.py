@@ -99,7 +99,7 @@ class Ancestor:
             layer_indices=[self.source_layer_indices[i] for i in layer_indices],
             ancestor_name_or_path=self.name_or_path,
             ancestor_revision=self.revision,
-            ancestor_num_layers=self._source_depth(),
+            ancestor_num_layers=self.source_depth,
             **provenance,
         )
 
@@ -110,7 +110,9 @@ class Ancestor:
             return list(self.config.layer_indices)
         return list(self.layer_indices)
 
-    def _source_depth(self) -> int:
+    @property
+    def source_depth(self) -> int:
+        """Depth of the original ancestry model."""
         return int(getattr(self.config, "ancestor_num_layers", None) or self.num_layers)
 
     def cut(self, layer_indices: list[int], **provenance) -> LearngeneModel:

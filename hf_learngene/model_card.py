@@ -128,6 +128,15 @@ def model_card(model, repo_id: str | None = None, extra_sections: str | None = N
 
 def write_model_card(model, save_directory, repo_id: str | None = None) -> None:
     """Write README.md into `save_directory`. `model.card_sections` (markdown, e.g. training results) is kept."""
+    from .modeling_learngene import LearngeneModel
+
+    details = model.config.condensing_details or {}
+    heatmap = details.get("heatmap")
+    if isinstance(model, LearngeneModel) and heatmap and not os.path.isfile(os.path.join(save_directory, heatmap)):
+        # The card links the heatmap: draw it (and the report) into every folder the learngene is saved or pushed from.
+        from .condensing.report import write_report_files
+
+        write_report_files(model, save_directory)
     repo_id = repo_id or getattr(model, "_card_repo_id", None)
     card = model_card(model, repo_id, getattr(model, "card_sections", None))
     # Optional template sections leave runs of blank lines behind.

@@ -88,3 +88,10 @@ def test_hub_ancestor_with_revision(local_hub):
 def test_missing_hub_ancestor(local_hub):
     with pytest.raises(OSError, match="acme/nothing-here"):
         condense("acme/nothing-here", method="heuristic", num_layers=1)
+
+
+def test_scoring_method_on_a_learngene_is_refused(tmp_path):
+    # The first 3 of 4 layers: contiguous numbering, but not the whole ancestor.
+    condense(tiny_vit(seed=5), method="first", num_layers=3).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="condense the original ancestor instead"):
+        condense(str(tmp_path), method="cka", num_layers=1, condense_dataset=[])

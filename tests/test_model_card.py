@@ -96,3 +96,32 @@ def test_wheel_ships_templates(tmp_path):
     assert "hf_learngene/templates/learngene_card.md" in names
     assert "hf_learngene/templates/descendant_card.md" in names
     assert "hf_learngene/modeling_learngene.py" in names
+
+
+def _scored_learngene() -> LearngeneModel:
+    config = LearngeneConfig(
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=30,
+        patch_size=2,
+        layer_indices=[1, 2],
+        ancestor_num_layers=3,
+        condensing_method="cka",
+        condensing_scores=[0.2, 0.9, 0.7],
+        condensing_details={"heatmap": "condense_heatmap.png"},
+    )
+    return LearngeneModel(config)
+
+
+def test_heatmap_travels_with_every_save(tmp_path):
+    _scored_learngene().save_pretrained(tmp_path)
+    assert (tmp_path / "condense_heatmap.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "condense_report.json").is_file()
+    assert "![Condensing scores](condense_heatmap.png)" in (tmp_path / "README.md").read_text()
+
+
+def test_heatmap_travels_with_push(local_hub):
+    _scored_learngene().push_to_hub("org/scored-learngene")
+    files = set(local_hub.list_files("org/scored-learngene"))
+    assert {"condense_heatmap.png", "condense_report.json", "README.md"} <= files

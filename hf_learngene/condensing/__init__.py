@@ -80,6 +80,13 @@ def condense(
     if spec.needs_data and condense_dataset is None:
         raise ValueError(f'method="{method}" needs a condensing set: pass `condense_dataset=`.')
     source = load_ancestor(ancestor, revision=revision)
+    if spec.needs_data and source.source_layer_indices != list(range(source.source_depth)):
+        # Scores are stored one per layer of the original ancestor, which a learngene no longer has.
+        raise ValueError(
+            f'method="{method}" scores every layer of the original ancestor, but {source.name_or_path!r} is a '
+            "learngene holding only some of them: condense the original ancestor instead, or pick layers of this "
+            'learngene with method="manual", "first", "heuristic" or "random".'
+        )
     selection = spec.fn(
         source, num_layers, layers=layers, condense_dataset=condense_dataset, seed=seed, **method_kwargs
     )

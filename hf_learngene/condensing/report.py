@@ -86,6 +86,27 @@ def plot_heatmap(learngene, path: str | os.PathLike) -> bool:
     return True
 
 
+def write_report_files(learngene, output_dir: str | os.PathLike, *, heatmap: bool = True) -> dict[str, str]:
+    """Write `condense_report.json` and, when the method has scores, the heatmap PNG; record the heatmap's name in
+    the config's `condensing_details`. Returns the paths written. `save_pretrained` calls this for learngenes whose
+    card shows a heatmap, so the picture travels with every save and push."""
+    os.makedirs(output_dir, exist_ok=True)
+    written = {}
+    details = dict(learngene.config.condensing_details or {})
+    if heatmap:
+        path = os.path.join(output_dir, HEATMAP_FILE)
+        if plot_heatmap(learngene, path):
+            details["heatmap"] = HEATMAP_FILE
+            learngene.config.condensing_details = details
+            written["heatmap"] = path
+    path = os.path.join(output_dir, REPORT_FILE)
+    with open(path, "w") as f:
+        json.dump(condense_report(learngene), f, indent=2, sort_keys=True)
+        f.write("\n")
+    written["report"] = path
+    return written
+
+
 def save_report(learngene, output_dir: str | os.PathLike, *, heatmap: bool = True) -> dict[str, str]:
     """Write `condense_report.json` and (when the method has scores) `condense_heatmap.png` into `output_dir`.
 
@@ -113,20 +134,7 @@ def save_report(learngene, output_dir: str | os.PathLike, *, heatmap: bool = Tru
     >>> save_report(learngene, "./vit-learngene")
     >>> learngene.save_pretrained("./vit-learngene")  # the card shows the heatmap
     ```"""
-    os.makedirs(output_dir, exist_ok=True)
-    written = {}
-    details = dict(learngene.config.condensing_details or {})
-    if heatmap:
-        path = os.path.join(output_dir, HEATMAP_FILE)
-        if plot_heatmap(learngene, path):
-            details["heatmap"] = HEATMAP_FILE
-            learngene.config.condensing_details = details
-            written["heatmap"] = path
-    path = os.path.join(output_dir, REPORT_FILE)
-    with open(path, "w") as f:
-        json.dump(condense_report(learngene), f, indent=2, sort_keys=True)
-        f.write("\n")
-    written["report"] = path
+    written = write_report_files(learngene, output_dir, heatmap=heatmap)
     if "heatmap" in written and os.path.isfile(os.path.join(output_dir, "config.json")):
         from ..model_card import write_model_card
 
@@ -135,4 +143,4 @@ def save_report(learngene, output_dir: str | os.PathLike, *, heatmap: bool = Tru
     return written
 
 
-__all__ = ["HEATMAP_FILE", "REPORT_FILE", "condense_report", "plot_heatmap", "save_report"]
+__all__ = ["HEATMAP_FILE", "REPORT_FILE", "condense_report", "plot_heatmap", "save_report", "write_report_files"]
