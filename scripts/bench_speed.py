@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+import transformers
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 
@@ -47,12 +48,40 @@ DEFAULT_BATCH = {"cpu": {"ref": 64, "ti": 16, "s": 8, "b": 4}, "cuda": {"ref": 2
 NUM_LABELS = 10
 BASELINE = "transformers"
 
-# What the issue asks for, and what would close each gap when a run misses it.
-TARGETS = {
-    "cpu_train": (1.05, "descendant eager fp32 training step vs transformers' ViT, ref shape, CPU"),
-    "gpu_train": (1.15, "descendant eager bf16 training step vs transformers' ViT, S and B shapes, GPU"),
-    "gpu_mfu": (0.45, "descendant eager bf16 MFU at the B shape, GPU"),
-}
+GPU_COMMAND = (
+    "python scripts/bench_speed.py --device cuda --shapes ti,s,b --compile --output benchmarks/results/speed_gpu"
+)
+# What the issue asks for: (key, description, threshold, what would close the gap when a run misses it).
+TARGETS = [
+    (
+        "cpu_train",
+        "CPU fp32 training step, descendant vs transformers' ViT (ref shape)",
+        1.05,
+        "profile one step (torch.profiler): the layer code matches transformers' op for op except the fused QKV "
+        "GEMM, so the margin comes from the CLS-only last layer; a deeper model dilutes it (1/depth of the work)",
+    ),
+    (
+        "gpu_train_s",
+        "GPU bf16 training step, descendant vs transformers' ViT (S shape)",
+        1.15,
+        "check the profile for the SDPA kernel chosen (flash expected) and CPU-side launch gaps; torch.compile "
+        "(fused LayerNorm/GELU/residual kernels) and CUDA graphs (mode='reduce-overhead') close launch-bound gaps",
+    ),
+    (
+        "gpu_train_b",
+        "GPU bf16 training step, descendant vs transformers' ViT (B shape)",
+        1.15,
+        "at B the step is GEMM-bound and both models run the same GEMMs: the CLS-only last layer gives ~1/12; "
+        "more needs compiled fusion of the elementwise work",
+    ),
+    (
+        "gpu_mfu_b",
+        "GPU bf16 MFU of the descendant (B shape)",
+        0.45,
+        "MFU is bounded by the non-GEMM work (LayerNorm, GELU, softmax, AdamW): torch.compile fuses it; a larger "
+        "batch raises GEMM efficiency",
+    ),
+]
 
 
 @dataclass
@@ -87,6 +116,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="descendant layout: all inherited (L...L) or half new layers interleaved (LLRR...)",
     )
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd models")
+    parser.add_argument("--compile-shapes", default=None, help="with --compile: only these shapes (default: all)")
     parser.add_argument("--no-inference", action="store_true", help="skip the forward-only measurements")
     parser.add_argument("--no-timm", action="store_true", help="leave timm out even when importable")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
@@ -94,6 +124,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-load", action="store_true", help="skip the from_pretrained load-time measurement")
     parser.add_argument("--skip-condense", action="store_true", help="skip the condense wall-time measurement")
     parser.add_argument("--output", default="benchmarks/results/speed", help="writes OUTPUT.json and OUTPUT.md")
+    parser.add_argument("--render", metavar="JSON", help="rewrite the markdown (and --note) of a JSON written earlier")
+    parser.add_argument(
+        "--note", default=None, help="free text on the conditions of the run, kept in JSON and markdown"
+    )
     args = parser.parse_args(argv)
     args.device_type = torch.device(args.device).type
     on_cuda = args.device_type == "cuda"
@@ -297,7 +331,8 @@ def bench_shape(name: str, args, peak: float) -> dict:
     y = torch.randint(0, NUM_LABELS, (batch,), generator=generator).to(args.device)
     result = {"shape": {**shape, "image_size": image_size}, "batch_size": batch, "modes": {}}
     flops = {}
-    for compiled in [False, True] if args.compile else [False]:
+    compile_shapes = args.shapes if args.compile_shapes is None else args.compile_shapes.split(",")
+    for compiled in [False, True] if args.compile and name in compile_shapes else [False]:
         mode = "compiled" if compiled else "eager"
         variants = build_variants(shape, image_size, args, compiled)
         start = time.perf_counter()
@@ -441,48 +476,32 @@ def bench_condense(args) -> dict:
     return {"ancestor": details, "methods": results}
 
 
-def target_rows(results: dict, args) -> list[dict]:
-    rows = []
+def target_rows(results: dict) -> list[dict]:
+    """The issue's targets against this run's measurements (None where this run cannot measure one)."""
 
-    def train_row(shape, mode="eager"):
-        return results["shapes"].get(shape, {}).get("modes", {}).get(mode, {}).get("train", {}).get("descendant")
+    def descendant(shape: str) -> dict | None:
+        return results["shapes"].get(shape, {}).get("modes", {}).get("eager", {}).get("train", {}).get("descendant")
 
-    if args.device_type == "cpu":
-        row = train_row("ref")
-        threshold, what = TARGETS["cpu_train"]
-        measured = None if row is None or args.dtype != "fp32" else row["ratio_vs_transformers"]
-        rows.append(
-            {
-                "target": what,
-                "threshold": threshold,
-                "measured": measured,
-                "met": None if measured is None else measured >= threshold,
-            }
-        )
-    else:
-        threshold, what = TARGETS["gpu_train"]
+    on_cuda = results["device"].startswith("cuda")
+    measured = {}
+    if not on_cuda and results["dtype"] == "fp32" and descendant("ref"):
+        measured["cpu_train"] = descendant("ref")["ratio_vs_transformers"]
+    if on_cuda and results["dtype"] == "bf16":
         for shape in ("s", "b"):
-            row = train_row(shape)
-            measured = None if row is None else row["ratio_vs_transformers"]
-            rows.append(
-                {
-                    "target": f"{what} ({shape})",
-                    "threshold": threshold,
-                    "measured": measured,
-                    "met": None if measured is None else measured >= threshold,
-                }
-            )
-        threshold, what = TARGETS["gpu_mfu"]
-        row = train_row("b")
-        measured = None if row is None else row["mfu"]
-        rows.append(
-            {
-                "target": what,
-                "threshold": threshold,
-                "measured": measured,
-                "met": None if measured is None else measured >= threshold,
-            }
-        )
+            if descendant(shape):
+                measured[f"gpu_train_{shape}"] = descendant(shape)["ratio_vs_transformers"]
+        if descendant("b"):
+            measured["gpu_mfu_b"] = descendant("b")["mfu"]
+    rows = []
+    for key, what, threshold, hint in TARGETS:
+        value = measured.get(key)
+        if value is None:
+            note = f"not measured by this run; on a GPU machine: `{GPU_COMMAND}`" if key.startswith("gpu") else ""
+            note = note or "not measured by this run: `python scripts/bench_speed.py --shapes ref`"
+        else:
+            note = "" if value >= threshold else f"missed: {hint}"
+        met = None if value is None else value >= threshold
+        rows.append({"target": key, "what": what, "threshold": threshold, "measured": value, "met": met, "note": note})
     return rows
 
 
@@ -497,6 +516,7 @@ def markdown(results: dict) -> str:
         f"hf_learngene {env['hf_learngene']}, timm {env['timm']}; threads {env['threads']}; dtype {results['dtype']}; "
         f"matmul peak (measured) {results['peak_tflops']:.3f} TFLOP/s.",
         "",
+        *([f"Conditions: {results['note']}", ""] if results.get("note") else []),
         "Every model of a table ran interleaved in one process (one step each in turn, order alternating). "
         "`x transformers` is the median over repetitions of time(transformers ViT) / time(model), with the "
         "interquartile range of that ratio; > 1 is faster. MFU = counted FLOPs of the model's training step / "
@@ -549,18 +569,37 @@ def markdown(results: dict) -> str:
             else:
                 lines.append(f"| {method} | {row['wall_s']:.2f} | {row['layers']} |")
         lines.append("")
-    lines += ["## Targets (issue 7)", "", "| target | threshold | measured | met |", "| --- | ---: | ---: | --- |"]
-    for row in results["targets"]:
-        measured = "not measured" if row["measured"] is None else f"{row['measured']:.3f}"
+    lines += [
+        "## Targets (issue 7)",
+        "",
+        "| target | threshold | measured | met | note |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for row in target_rows(results):
+        measured = "-" if row["measured"] is None else f"{row['measured']:.3f}"
         met = "n/a" if row["met"] is None else ("yes" if row["met"] else "no")
-        lines.append(f"| {row['target']} | {row['threshold']} | {measured} | {met} |")
+        lines.append(f"| {row['what']} | {row['threshold']} | {measured} | {met} | {row['note']} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.render:
+        with open(args.render) as handle:
+            results = json.load(handle)
+        results["targets"] = target_rows(results)
+        if args.note:
+            results["note"] = args.note
+            with open(args.render, "w") as handle:
+                json.dump(results, handle, indent=2)
+        stem = args.render.removesuffix(".json")
+        with open(stem + ".md", "w") as handle:
+            handle.write(markdown(results))
+        print(f"wrote {stem}.md")
+        return results
     if args.threads:
         torch.set_num_threads(args.threads)
+    transformers.utils.logging.disable_progress_bar()
     try:
         import timm
 
@@ -571,8 +610,6 @@ def main(argv=None) -> dict:
         machine = torch.cuda.get_device_name()
     else:
         machine = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} logical cores"
-    import transformers
-
     peak = args.peak_tflops or measured_peak_tflops(args)
     print(f"{machine}: matmul peak {peak:.3f} TFLOP/s ({args.dtype}), threads {torch.get_num_threads()}")
     results = {
@@ -586,6 +623,7 @@ def main(argv=None) -> dict:
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
         },
+        "note": args.note,
         "device": args.device,
         "dtype": args.dtype,
         "layout": args.layout,
@@ -600,7 +638,7 @@ def main(argv=None) -> dict:
         results["condense"] = bench_condense(args)
     # The benchmark must run where `datasets` / `evaluate` are not installed (the GPU machine).
     results["imported_datasets_or_evaluate"] = sorted(m for m in ("datasets", "evaluate") if m in sys.modules)
-    results["targets"] = target_rows(results, args)
+    results["targets"] = target_rows(results)
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     with open(args.output + ".json", "w") as handle:
         json.dump(results, handle, indent=2)
