@@ -123,7 +123,9 @@ class LearngeneAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def _fused_projection(self, hidden_states: torch.Tensor, projections: tuple[nn.Linear, ...]) -> list[torch.Tensor]:
+    def _fused_projection(
+        self, hidden_states: torch.Tensor, projections: tuple[nn.Linear, ...]
+    ) -> tuple[torch.Tensor, ...]:
         weight = torch.cat([proj.weight for proj in projections])
         bias = None if projections[0].bias is None else torch.cat([proj.bias for proj in projections])
         return F.linear(hidden_states, weight, bias).split(hidden_states.shape[-1], dim=-1)
