@@ -264,9 +264,11 @@ class LearngenePreTrainedModel(PreTrainedModel):
             for key in ("revision", "cache_dir", "local_files_only", "token", "subfolder")
             if kwargs.get(key) is not None
         }
-        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        # With output_loading_info=True transformers returns (model, info).
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
         model.image_processor = _load_image_processor(pretrained_model_name_or_path, hub_kwargs)
-        return model
+        return loaded
 
     def push_to_hub(self, repo_id: str, *args, **kwargs):
         """`PreTrainedModel.push_to_hub`; the model card written on the way names `repo_id` in its usage snippet."""

@@ -330,3 +330,13 @@ def test_config_validation():
     config = LearngeneConfig(layer_indices=[2, 5], ancestor_num_layers=6, num_new_layers=1, num_labels=3)
     assert config.num_hidden_layers == 2
     assert config.layout == "LLR"
+
+
+def test_loading_info(learngene_dir):
+    model, info = DescendantForImageClassification.from_pretrained(
+        learngene_dir, num_labels=2, layout="LRLL", output_loading_info=True
+    )
+    assert model.image_processor is not None
+    # New layers and the head are expected to be missing (`_keys_to_ignore_on_load_missing`); nothing else is.
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert model.new_layers[0].mlp.fc1.weight.std() > 0
