@@ -1294,12 +1294,17 @@ def plot_results(
     os.makedirs(output_dir, exist_ok=True)
     paths = []
 
+    # One colour per condensing method, solid for new layers on top and dash-dot for interleaved.
+    methods = sorted({label.split("/")[0] for label in labels} - {SCRATCH, ANCESTOR})
+    palette = plt.get_cmap("tab10")
+
     def style(label):
         if label == SCRATCH:
             return {"color": "black", "linestyle": "--", "linewidth": 2}
         if label == ANCESTOR:
             return {"color": "gray", "linestyle": ":", "linewidth": 2}
-        return {"linestyle": "-" if label.endswith("/top") else "-."}
+        method, _, placement = label.partition("/")
+        return {"color": palette(methods.index(method) % 10), "linestyle": "-" if placement == "top" else "-."}
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = list(range(len(k_shots)))
@@ -1338,10 +1343,11 @@ def plot_results(
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"test accuracy (%), lr={summary['main_lr']:g}")
-    axes[0][-1].legend(fontsize=7)
+    handles, names = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     paths.append(os.path.join(output_dir, f"{prefix}_curves.png"))
     fig.tight_layout()
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
     plt.close(fig)
 
     sens = summary["sensitivity"]

@@ -26,9 +26,8 @@ from hf_learngene.benchmarking import (
     write_report,
 )
 
-DEFAULT_OUTPUT = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", "results", "learning.jsonl"
-)
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "benchmarks", "results", "learning.jsonl")
 
 
 def _k_shot(value: str) -> int | str:
