@@ -172,7 +172,8 @@ def load_offline_dataset(
 ):
     """One of the offline real image sets (`fashion-mnist`, `mnist`, `digits`) as a `Dataset` (one split) or a
     `DatasetDict` with `train` and `test`. MNIST and digits have no official split: a stratified 80/20 split with
-    `seed` is made, so `train` and `test` never share an image."""
+    `seed` is made, so `train` and `test` never share an image. The commands keep `seed` at 0 whatever their
+    `--seed`, so `evaluate --split test` scores exactly the images `inherit` held out."""
     from datasets import DatasetDict
 
     from . import data
@@ -194,13 +195,13 @@ def load_offline_dataset(
 
 
 def load_dataset_arg(
-    source: str, split: str | None, classes: list[int] | None = None, max_per_class: int | None = None, seed: int = 0
+    source: str, split: str | None, classes: list[int] | None = None, max_per_class: int | None = None
 ):
     """`--dataset`: `offline:NAME`, a local folder (imagefolder or `save_to_disk`) or a Hub dataset name."""
     from .data import load_image_dataset
 
     if source.startswith(OFFLINE_PREFIX):
-        return load_offline_dataset(source[len(OFFLINE_PREFIX) :], split, classes, max_per_class, seed)
+        return load_offline_dataset(source[len(OFFLINE_PREFIX) :], split, classes, max_per_class)
     if classes is not None or max_per_class is not None:
         raise CLIError(
             f"--classes and --max-per-class apply to the offline datasets ({OFFLINE_PREFIX}NAME); filter your own "
@@ -272,7 +273,7 @@ def cmd_condense(args) -> int:
     if spec.needs_data:
         device = resolve_device(args.device)
         options.setdefault("device", device)
-        dataset = load_dataset_arg(args.dataset, args.split, classes, args.max_per_class, args.seed)
+        dataset = load_dataset_arg(args.dataset, args.split, classes, args.max_per_class)
         dataset = _pick_split(dataset, None, ("train",), "condensing set") or dataset
     elif args.dataset:
         print(f"note: --method {args.method} uses no data; --dataset is ignored.", file=sys.stderr)
@@ -340,7 +341,7 @@ def cmd_inherit(args) -> int:
     device = resolve_device(args.device)
     output = _check_output(args.output, args.overwrite)
     classes = _parse_int_list(args.classes, "--classes")
-    dataset = load_dataset_arg(args.dataset, None, classes, args.max_per_class, args.seed)
+    dataset = load_dataset_arg(args.dataset, None, classes, args.max_per_class)
     train = _pick_split(dataset, args.split, ("train",), "training set")
     if train is None:
         raise CLIError(f"No 'train' split in {args.dataset!r}; name the training split with --split.")
@@ -449,7 +450,7 @@ def cmd_evaluate(args) -> int:
         )
     device = resolve_device(args.device)
     classes = _parse_int_list(args.classes, "--classes")
-    dataset = load_dataset_arg(args.dataset, None, classes, args.max_per_class, args.seed)
+    dataset = load_dataset_arg(args.dataset, None, classes, args.max_per_class)
     split = _pick_split(dataset, args.split, ("test", "validation", "train"), "evaluation")
     model = AutoModelForImageClassification.from_pretrained(name, **_hub_kwargs(args)).to(device).eval()
     processor = getattr(model, "image_processor", None)

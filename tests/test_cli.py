@@ -344,3 +344,15 @@ def test_demo_quick_end_to_end(env, tmp_path):
     assert cached and info["test_accuracy"] == results["ancestor"]["test_accuracy"]
     # The output folder is now taken (checked in this process: no need for another interpreter).
     assert main(["demo", "--quick", "--output", str(output)]) == 2
+
+
+def test_offline_splits_do_not_depend_on_the_training_seed():
+    # `inherit --seed 42` and `evaluate` (seed 0) must see the same held-out images.
+    from hf_learngene.cli import load_dataset_arg
+
+    test = load_dataset_arg("offline:digits", "test", [0, 1, 2])
+    again = load_dataset_arg("offline:digits", "test", [0, 1, 2])
+    train = load_dataset_arg("offline:digits", "train", [0, 1, 2])
+    pixels = {np.asarray(row["image"]).tobytes() for row in test}
+    assert pixels == {np.asarray(row["image"]).tobytes() for row in again}
+    assert not pixels & {np.asarray(row["image"]).tobytes() for row in train}
