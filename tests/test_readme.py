@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -32,3 +35,29 @@ def test_quickstart_runs_as_written(tmp_path):
     layout, params = out[1].split()
     assert layout == "LRLRLL" and int(params) > 0
     assert (tmp_path / "vit-learngene" / "model.safetensors").is_file()
+
+
+def _run(code: str, cwd) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_condensing_example_runs_as_written(tmp_path):
+    out = _run(_block_after("<!-- condensing example"), tmp_path).stdout.splitlines()
+    layers = json.loads(out[-1].split("] ")[0] + "]")
+    assert len(layers) == 4 and layers == sorted(layers)
+    assert (tmp_path / "vit-learngene" / "condense_heatmap.png").is_file()
+    assert (tmp_path / "vit-learngene" / "condense_report.json").is_file()
+
+
+@pytest.mark.slow
+def test_training_examples_run_as_written(tmp_path):
+    _run(_block_after("<!-- training setup"), tmp_path)
+    helper = _run(_block_after("<!-- training helper"), tmp_path).stdout.splitlines()
+    accuracy = float(helper[-1].split()[0])
+    assert accuracy > 0.3  # 10 classes: chance is 0.1
+    assert (tmp_path / "descendant" / "learning_curves.json").is_file()
+    trainer = _run(_block_after("<!-- training trainer"), tmp_path).stdout
+    assert "eval_accuracy" in trainer
