@@ -719,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push-to-hub", metavar="REPO", help="also push the learngene to this Hub repository")
     p.add_argument("--revision", help="revision of a Hub ancestor")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and training (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the condensing method (default 0)")
     p.set_defaults(func=cmd_condense)
 
     p = commands.add_parser(
@@ -770,7 +770,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the metrics to this JSON file")
     p.add_argument("--revision", help="revision of a Hub model")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0, help="seed of the offline sets' train/test split (default 0)")
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser(
