@@ -311,7 +311,10 @@ def _load_image_processor(name_or_path, hub_kwargs: dict):
         import transformers
         from transformers.image_processing_utils import ImageProcessingMixin
 
-        config, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path, **hub_kwargs)
+        try:
+            config, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path, **hub_kwargs)
+        except (OSError, ValueError):
+            return None
         name = config.get("image_processor_type") or ""
         processor_class = getattr(transformers, name if name.endswith("Pil") else f"{name}Pil", None)
         if processor_class is None:
