@@ -460,7 +460,9 @@ def train_descendant(
         callbacks (`list[TrainerCallback]`, *optional*):
             More callbacks for the Trainer.
         training_args:
-            Any other `TrainingArguments` field, overriding the defaults (e.g. `eval_strategy="steps"`, `bf16=True`).
+            Any other `TrainingArguments` field, overriding the defaults (e.g. `eval_strategy="steps"`). On a CUDA
+            GPU the defaults are bf16 autocast (`bf16=True` where supported; pass `bf16=False` or `fp16=True` to
+            change it) and fused AdamW.
 
     Returns:
         [`DescendantTrainingResult`]: `metrics`, `learning_curves` and the `trainer`.
@@ -519,6 +521,11 @@ def train_descendant(
         "remove_unused_columns": False,  # with_transform needs the raw image and label columns
         "report_to": "none",
         "dataloader_pin_memory": torch.cuda.is_available(),
+        # GPU defaults: bf16 autocast where the card supports it (fp32 master weights, no loss scaling needed).
+        "bf16": torch.cuda.is_available()
+        and torch.cuda.is_bf16_supported()
+        and not training_args.get("use_cpu")
+        and not training_args.get("fp16"),
         "push_to_hub": push_to_hub,
         "hub_model_id": hub_model_id,
         "hub_strategy": "end",
@@ -529,11 +536,16 @@ def train_descendant(
     inherited_lr = learning_rate if inherited_learning_rate is None else inherited_learning_rate
     if freeze_inherited_steps is None:
         freeze_inherited(model)
+    # On a GPU: the parameters move there first and AdamW runs fused (one kernel for every tensor's update).
+    on_gpu = args.device.type == "cuda" and not args.use_cpu
+    if on_gpu:
+        model.to(args.device)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, inherited_lr=inherited_lr, new_lr=learning_rate, weight_decay=weight_decay),
         lr=learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
+        fused=True if on_gpu else None,
     )
     curves = LearningCurveCallback(os.path.join(str(output_dir), LEARNING_CURVES_FILE))
     all_callbacks = [curves, *(callbacks or [])]

@@ -116,6 +116,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="descendant layout: all inherited (L...L) or half new layers interleaved (LLRR...)",
     )
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd models")
+    parser.add_argument(
+        "--compiled-only", action="store_true", help="measure only the torch.compile'd models (implies --compile)"
+    )
     parser.add_argument("--compile-shapes", default=None, help="with --compile: only these shapes (default: all)")
     parser.add_argument("--no-inference", action="store_true", help="skip the forward-only measurements")
     parser.add_argument("--no-timm", action="store_true", help="leave timm out even when importable")
@@ -123,6 +126,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--peak-tflops", type=float, default=None, help="matmul peak for MFU (default: measured)")
     parser.add_argument("--skip-load", action="store_true", help="skip the from_pretrained load-time measurement")
     parser.add_argument("--skip-condense", action="store_true", help="skip the condense wall-time measurement")
+    parser.add_argument(
+        "--condense-shape",
+        default="digits",
+        help="ancestor of the condense timing: 'digits' (12-layer width-64, 512 sklearn digits) or a shape of --shapes "
+        "(random 224 px images: the cost does not depend on the pixels)",
+    )
+    parser.add_argument("--condense-images", type=int, default=512, help="condensing-set size (default 512)")
+    parser.add_argument("--condense-epochs", type=int, default=1, help="condensing epochs (default 1)")
+    parser.add_argument("--condense-batch-size", type=int, default=64, help="condensing batch size (default 64)")
+    parser.add_argument(
+        "--condense-methods",
+        default=None,
+        help="comma list of condensing methods, each optionally with its own epochs as METHOD:EPOCHS "
+        "(default: all registered, --condense-epochs each)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="merge into OUTPUT.json when it exists (shapes, modes and sections this run measures replace theirs)",
+    )
     parser.add_argument("--output", default="benchmarks/results/speed", help="writes OUTPUT.json and OUTPUT.md")
     parser.add_argument("--render", metavar="JSON", help="rewrite the markdown (and --note) of a JSON written earlier")
     parser.add_argument(
@@ -132,9 +155,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.device_type = torch.device(args.device).type
     on_cuda = args.device_type == "cuda"
     args.shapes = (args.shapes or ("ti,s,b" if on_cuda else "ref")).split(",")
+    if args.shapes == ["none"]:
+        args.shapes = []
     unknown = [s for s in args.shapes if s not in SHAPES]
     if unknown:
         parser.error(f"unknown shape(s) {unknown}; choose from {list(SHAPES)}")
+    if args.condense_shape != "digits" and args.condense_shape not in SHAPES:
+        parser.error(f"unknown --condense-shape {args.condense_shape!r}; choose 'digits' or one of {list(SHAPES)}")
+    args.compile = args.compile or args.compiled_only
     args.dtype = args.dtype or ("bf16" if on_cuda else "fp32")
     args.steps = args.steps or (50 if on_cuda else 30)
     args.warmup = args.warmup if args.warmup is not None else (10 if on_cuda else 2)
@@ -332,7 +360,10 @@ def bench_shape(name: str, args, peak: float) -> dict:
     result = {"shape": {**shape, "image_size": image_size}, "batch_size": batch, "modes": {}}
     flops = {}
     compile_shapes = args.shapes if args.compile_shapes is None else args.compile_shapes.split(",")
-    for compiled in [False, True] if args.compile and name in compile_shapes else [False]:
+    modes = [False, True] if args.compile and name in compile_shapes else [False]
+    if args.compiled_only:
+        modes = [True] if name in compile_shapes else []
+    for compiled in modes:
         mode = "compiled" if compiled else "eager"
         variants = build_variants(shape, image_size, args, compiled)
         start = time.perf_counter()
@@ -340,9 +371,11 @@ def bench_shape(name: str, args, peak: float) -> dict:
         for variant in variants[1:]:
             train_step(variant, x, y, args)
         setup_s = time.perf_counter() - start
-        if not compiled:
-            # FlopCounterMode cannot run inside a compiled graph; compiled models do the eager FLOPs.
-            flops = {v.name: training_flops(v, x, y, args) for v in variants}
+        if not flops:
+            # FlopCounterMode cannot run inside a compiled graph: count the eager models' FLOPs (the same work).
+            counted = build_variants(shape, image_size, args, False) if compiled else variants
+            flops = {v.name: training_flops(v, x, y, args) for v in counted}
+            del counted
         memory = {v.name: peak_memory(v, x, y, args) for v in variants}
         interleaved(variants, lambda v: train_step(v, x, y, args), args.steps, args.warmup, args.device_type)
         rows = summarise(variants, variants[0])
@@ -440,9 +473,21 @@ def digits_loader():
     return torch.utils.data.DataLoader(dataset, batch_size=64)
 
 
+def random_loader(shape: dict, images: int, batch_size: int, num_labels: int = NUM_LABELS):
+    """Random 3-channel images at the shape's size with balanced labels (condensing cost does not depend on pixels)."""
+    generator = torch.Generator().manual_seed(0)
+    size = shape["image_size"]
+    pixels = torch.randn(images, 3, size, size, generator=generator)
+    labels = torch.arange(images) % num_labels
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(pixels, labels), batch_size=batch_size)
+
+
 def bench_condense(args) -> dict:
-    """Wall time of `condense` per method on an in-memory ancestor (8x8 digits geometry, 12 layers, width 64)."""
+    """Wall time of `condense` per method: on an in-memory 12-layer width-64 ancestor with sklearn digits (default),
+    or on a randomly initialised ancestor of one of `SHAPES` with random images (`--condense-shape`)."""
     torch.manual_seed(0)
+    if args.condense_shape != "digits":
+        return bench_condense_at_shape(args)
     ancestor = ViTModel(
         ViTConfig(
             hidden_size=64,
@@ -457,7 +502,7 @@ def bench_condense(args) -> dict:
     ).eval()
     loader = digits_loader()
     results = {}
-    for method, spec in sorted(CONDENSING_METHODS.items()):
+    for method, spec, _ in selected_methods(args):
         kwargs = {"num_layers": 6}
         if method == "manual":
             kwargs = {"layers": [0, 1, 8, 9, 10, 11]}
@@ -472,6 +517,56 @@ def bench_condense(args) -> dict:
         print(f"[condense] {method:10s} {results[method]['wall_s']:8.2f} s  layers {results[method]['layers']}")
     details = (
         "12-layer width-64 ViTModel (random), 8x8 1-channel; data-driven methods: 512 sklearn digits, batch 64, 1 epoch"
+    )
+    return {"ancestor": details, "methods": results}
+
+
+def selected_methods(args) -> list[tuple[str, object, int]]:
+    """(method, its registry entry, epochs) for each method asked for."""
+    if args.condense_methods is None:
+        return [(m, CONDENSING_METHODS[m], args.condense_epochs) for m in sorted(CONDENSING_METHODS)]
+    selected = []
+    for item in args.condense_methods.split(","):
+        name, _, epochs = item.partition(":")
+        if name not in CONDENSING_METHODS:
+            raise SystemExit(f"unknown condensing method {name!r}; choose from {sorted(CONDENSING_METHODS)}")
+        selected.append((name, CONDENSING_METHODS[name], int(epochs) if epochs else args.condense_epochs))
+    return selected
+
+
+def bench_condense_at_shape(args) -> dict:
+    shape = SHAPES[args.condense_shape]
+    ancestor = ViTModel(vit_config(shape, shape["image_size"]), add_pooling_layer=False).eval()
+    loader = random_loader(shape, args.condense_images, args.condense_batch_size)
+    num_layers = shape["layers"] // 2
+    results = {}
+    for method, spec, epochs in selected_methods(args):
+        kwargs = {"num_layers": num_layers}
+        if method == "manual":
+            kwargs = {"layers": list(range(num_layers))}
+        if spec.needs_data:
+            kwargs.update(condense_dataset=loader, epochs=epochs, quiet=True, device=args.device)
+        if args.device_type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        learngene = condense(ancestor, method=method, **kwargs)
+        sync(args.device_type)
+        row = {"wall_s": time.perf_counter() - start, "layers": learngene.config.layer_indices}
+        if spec.needs_data:
+            row["epochs"] = epochs
+        if args.device_type == "cuda" and spec.needs_data:
+            row["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        results[method] = row
+        memory = f"  peak {row['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in row else ""
+        epochs_note = f"  {epochs} epoch(s)" if spec.needs_data else ""
+        print(
+            f"[condense] {method:10s} {row['wall_s']:8.2f} s{epochs_note}  layers {row['layers']}{memory}", flush=True
+        )
+    details = (
+        f"{shape['layers']}-layer width-{shape['hidden']} ViTModel (random), {shape['image_size']} px / patch "
+        f"{shape['patch_size']}; data-driven methods: {args.condense_images} random images, batch "
+        f"{args.condense_batch_size}, {NUM_LABELS} labels, default dtype "
+        f"({'bf16 autocast' if args.device_type == 'cuda' else 'fp32'})"
     )
     return {"ancestor": details, "methods": results}
 
@@ -546,6 +641,15 @@ def markdown(results: dict) -> str:
                         f"{gflops} | {mfu} | {memory} |"
                     )
             lines.append("")
+        modes = res["modes"]
+        if "eager" in modes and "compiled" in modes:
+            eager_hf = modes["eager"]["train"][BASELINE]["median_step_ms"]
+            compiled = modes["compiled"]["train"]
+            cross = ", ".join(f"{model} x{eager_hf / row['median_step_ms']:.3f}" for model, row in compiled.items())
+            lines += [
+                f"Compiled training against eager transformers (ratio of median step times, separate runs): {cross}.",
+                "",
+            ]
     if results.get("load"):
         load = results["load"]
         lines += [
@@ -560,14 +664,17 @@ def markdown(results: dict) -> str:
         lines += [
             f"## `condense` wall time ({results['condense']['ancestor']})",
             "",
-            "| method | wall s | layers |",
-            "| --- | ---: | --- |",
+            "| method | epochs | wall s | layers | peak MiB |",
+            "| --- | ---: | ---: | --- | ---: |",
         ]
         for method, row in results["condense"]["methods"].items():
             if "skipped" in row:
-                lines.append(f"| {method} | skipped: {row['skipped']} | |")
+                lines.append(f"| {method} | | skipped: {row['skipped']} | | |")
             else:
-                lines.append(f"| {method} | {row['wall_s']:.2f} | {row['layers']} |")
+                memory = f"{row['peak_memory_mib']:.0f}" if "peak_memory_mib" in row else ""
+                lines.append(
+                    f"| {method} | {row.get('epochs', '')} | {row['wall_s']:.2f} | {row['layers']} | {memory} |"
+                )
         lines.append("")
     lines += [
         "## Targets (issue 7)",
@@ -612,8 +719,9 @@ def main(argv=None) -> dict:
         machine = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} logical cores"
     peak = args.peak_tflops or measured_peak_tflops(args)
     print(f"{machine}: matmul peak {peak:.3f} TFLOP/s ({args.dtype}), threads {torch.get_num_threads()}")
+    command = " ".join(["python", *sys.argv])
     results = {
-        "command": " ".join(["python", *sys.argv]),
+        "command": command,
         "environment": {
             "machine": machine,
             "torch": torch.__version__,
@@ -630,22 +738,40 @@ def main(argv=None) -> dict:
         "peak_tflops": peak,
         "shapes": {},
     }
+    if args.append and os.path.exists(args.output + ".json"):
+        with open(args.output + ".json") as handle:
+            earlier = json.load(handle)
+        if earlier["device"] != results["device"] or earlier["dtype"] != results["dtype"]:
+            raise SystemExit(f"--append: {args.output}.json holds a {earlier['device']} {earlier['dtype']} run")
+        earlier["command"] = f"{earlier['command']}` then `{command}"
+        earlier["environment"] = results["environment"]
+        results = earlier
+    # Written after every shape and section, so a run cut short keeps what it measured.
     for name in args.shapes:
-        results["shapes"][name] = bench_shape(name, args, peak)
-    if not args.skip_load:
+        measured = bench_shape(name, args, peak)
+        if name in results["shapes"]:
+            results["shapes"][name]["modes"].update(measured["modes"])
+        else:
+            results["shapes"][name] = measured
+        write_results(results, args.output)
+    if not args.skip_load and args.shapes:
         results["load"] = bench_load(args, args.shapes[-1])
     if not args.skip_condense:
         results["condense"] = bench_condense(args)
+    write_results(results, args.output)
+    print(f"\nwrote {args.output}.json and {args.output}.md")
+    return results
+
+
+def write_results(results: dict, output: str) -> None:
     # The benchmark must run where `datasets` / `evaluate` are not installed (the GPU machine).
     results["imported_datasets_or_evaluate"] = sorted(m for m in ("datasets", "evaluate") if m in sys.modules)
     results["targets"] = target_rows(results)
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output + ".json", "w") as handle:
-        json.dump(results, handle, indent=2)
-    with open(args.output + ".md", "w") as handle:
-        handle.write(markdown(results))
-    print(f"\nwrote {args.output}.json and {args.output}.md")
-    return results
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    for suffix, text in ((".json", json.dumps(results, indent=2)), (".md", markdown(results))):
+        with open(output + suffix + ".tmp", "w") as handle:
+            handle.write(text)
+        os.replace(output + suffix + ".tmp", output + suffix)
 
 
 if __name__ == "__main__":
