@@ -27,7 +27,7 @@ CATEGORIES = [
     # (category, substrings of the kernel / operator name, matched lower-case, first match wins)
     ("attention", ("flash", "fmha", "attention", "sdpa", "softmax")),
     ("optimizer", ("adam", "multi_tensor", "foreach")),
-    ("layer_norm", ("layer_norm", "layernorm")),
+    ("layer_norm", ("layer_norm", "layernorm", "gammabeta")),  # GammaBetaBackward: LayerNorm's weight/bias grads
     ("gelu", ("gelu",)),
     ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "sm90_", "aten::mm", "aten::addmm", "aten::bmm")),
     ("cast_copy", ("copy", "_to_copy", "convert", "cat")),
