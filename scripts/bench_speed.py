@@ -495,38 +495,49 @@ def bench_condense(args) -> dict:
     """Wall time of `condense` per method: on an in-memory 12-layer width-64 ancestor with sklearn digits (default),
     or on a randomly initialised ancestor of one of `SHAPES` with random images (`--condense-shape`)."""
     torch.manual_seed(0)
-    if args.condense_shape != "digits":
-        return bench_condense_at_shape(args)
-    ancestor = ViTModel(
-        ViTConfig(
-            hidden_size=64,
-            num_hidden_layers=12,
-            num_attention_heads=4,
-            intermediate_size=128,
-            image_size=8,
-            patch_size=2,
-            num_channels=1,
-        ),
-        add_pooling_layer=False,
-    ).eval()
-    loader = digits_loader()
+    if args.condense_shape == "digits":
+        geometry = dict(hidden_size=64, num_hidden_layers=12, num_attention_heads=4, intermediate_size=128)
+        ancestor = ViTModel(ViTConfig(**geometry, image_size=8, patch_size=2, num_channels=1), add_pooling_layer=False)
+        loader, manual_layers = digits_loader(), [0, 1, 8, 9, 10, 11]
+        details = (
+            "12-layer width-64 ViTModel (random), 8x8 1-channel; data-driven methods: 512 sklearn digits, batch 64"
+        )
+    else:
+        shape = SHAPES[args.condense_shape]
+        ancestor = ViTModel(vit_config(shape, shape["image_size"]), add_pooling_layer=False)
+        loader = random_loader(shape, args.condense_images, args.condense_batch_size)
+        manual_layers = list(range(shape["layers"] // 2))
+        details = (
+            f"{shape['layers']}-layer width-{shape['hidden']} ViTModel (random), {shape['image_size']} px / patch "
+            f"{shape['patch_size']}; data-driven methods: {args.condense_images} random images, batch "
+            f"{args.condense_batch_size}, {NUM_LABELS} labels"
+        )
+    details += f", default dtype ({'bf16 autocast' if args.device_type == 'cuda' else 'fp32'})"
+    ancestor.eval()
     results = {}
-    for method, spec, _ in selected_methods(args):
-        kwargs = {"num_layers": 6}
-        if method == "manual":
-            kwargs = {"layers": [0, 1, 8, 9, 10, 11]}
+    for method, spec, epochs in selected_methods(args):
+        kwargs = {"layers": manual_layers} if method == "manual" else {"num_layers": len(manual_layers)}
         if spec.needs_data:
             if loader is None:
                 results[method] = {"skipped": "scikit-learn (digits) not importable"}
                 continue
-            kwargs.update(condense_dataset=loader, epochs=1, quiet=True, device=args.device)
+            kwargs.update(condense_dataset=loader, epochs=epochs, quiet=True, device=args.device)
+        if args.device_type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         learngene = condense(ancestor, method=method, **kwargs)
-        results[method] = {"wall_s": time.perf_counter() - start, "layers": learngene.config.layer_indices}
-        print(f"[condense] {method:10s} {results[method]['wall_s']:8.2f} s  layers {results[method]['layers']}")
-    details = (
-        "12-layer width-64 ViTModel (random), 8x8 1-channel; data-driven methods: 512 sklearn digits, batch 64, 1 epoch"
-    )
+        sync(args.device_type)
+        row = {"wall_s": time.perf_counter() - start, "layers": learngene.config.layer_indices}
+        if spec.needs_data:
+            row["epochs"] = epochs
+            if args.device_type == "cuda":
+                row["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        results[method] = row
+        epochs_note = f"  {epochs} epoch(s)" if spec.needs_data else ""
+        memory = f"  peak {row['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in row else ""
+        print(
+            f"[condense] {method:10s} {row['wall_s']:8.2f} s{epochs_note}  layers {row['layers']}{memory}", flush=True
+        )
     return {"ancestor": details, "methods": results}
 
 
@@ -541,43 +552,6 @@ def selected_methods(args) -> list[tuple[str, object, int]]:
             raise SystemExit(f"unknown condensing method {name!r}; choose from {sorted(CONDENSING_METHODS)}")
         selected.append((name, CONDENSING_METHODS[name], int(epochs) if epochs else args.condense_epochs))
     return selected
-
-
-def bench_condense_at_shape(args) -> dict:
-    shape = SHAPES[args.condense_shape]
-    ancestor = ViTModel(vit_config(shape, shape["image_size"]), add_pooling_layer=False).eval()
-    loader = random_loader(shape, args.condense_images, args.condense_batch_size)
-    num_layers = shape["layers"] // 2
-    results = {}
-    for method, spec, epochs in selected_methods(args):
-        kwargs = {"num_layers": num_layers}
-        if method == "manual":
-            kwargs = {"layers": list(range(num_layers))}
-        if spec.needs_data:
-            kwargs.update(condense_dataset=loader, epochs=epochs, quiet=True, device=args.device)
-        if args.device_type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        learngene = condense(ancestor, method=method, **kwargs)
-        sync(args.device_type)
-        row = {"wall_s": time.perf_counter() - start, "layers": learngene.config.layer_indices}
-        if spec.needs_data:
-            row["epochs"] = epochs
-        if args.device_type == "cuda" and spec.needs_data:
-            row["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        results[method] = row
-        memory = f"  peak {row['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in row else ""
-        epochs_note = f"  {epochs} epoch(s)" if spec.needs_data else ""
-        print(
-            f"[condense] {method:10s} {row['wall_s']:8.2f} s{epochs_note}  layers {row['layers']}{memory}", flush=True
-        )
-    details = (
-        f"{shape['layers']}-layer width-{shape['hidden']} ViTModel (random), {shape['image_size']} px / patch "
-        f"{shape['patch_size']}; data-driven methods: {args.condense_images} random images, batch "
-        f"{args.condense_batch_size}, {NUM_LABELS} labels, default dtype "
-        f"({'bf16 autocast' if args.device_type == 'cuda' else 'fp32'})"
-    )
-    return {"ancestor": details, "methods": results}
 
 
 def target_rows(results: dict) -> list[dict]:
