@@ -685,6 +685,16 @@ def _add_dataset_options(parser: argparse.ArgumentParser, split_help: str) -> No
     parser.add_argument("--max-per-class", type=int, help="offline sets only: at most this many images per class")
 
 
+def _add_writing_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--output / --overwrite / --push-to-hub of a command that writes `what` (a learngene, a descendant)."""
+    parser.add_argument("--output", required=True, help=f"folder for the {what}")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    parser.add_argument("--push-to-hub", metavar="REPO", help=f"also push the {what} to this Hub repository")
+
+
+_DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -714,11 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", help="for --method manual: comma-separated ancestry layers to keep, e.g. 0,1,9")
     _add_dataset_options(p, "split of the condensing set (default: train, else the first)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method option, e.g. epochs=2 (repeat)")
-    p.add_argument("--output", required=True, help="folder for the learngene")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
-    p.add_argument("--push-to-hub", metavar="REPO", help="also push the learngene to this Hub repository")
+    _add_writing_options(p, "learngene")
     p.add_argument("--revision", help="revision of a Hub ancestor")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed of the condensing method (default 0)")
     p.set_defaults(func=cmd_condense)
 
@@ -748,11 +756,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="random horizontal flips while training (turn off for digits and text)",
     )
-    p.add_argument("--output", required=True, help="folder for the descendant")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
-    p.add_argument("--push-to-hub", metavar="REPO", help="also push the descendant to this Hub repository")
+    _add_writing_options(p, "descendant")
     p.add_argument("--revision", help="revision of a Hub learngene")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--seed", type=int, default=42, help="seed (default 42)")
     p.set_defaults(func=cmd_inherit)
 
@@ -769,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--json", metavar="FILE", help="also write the metrics to this JSON file")
     p.add_argument("--revision", help="revision of a Hub model")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser(
@@ -799,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the set-up; numbers mean little")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed of data sampling and every model (default 0)")
     p.add_argument(
         "--cache-dir",
