@@ -6,7 +6,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 # On machines without an NVIDIA GPU, pin the CPU build of torch (a plain `torch` would pull CUDA wheels).
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
 
-.PHONY: setup data demo test lint bench-speed bench-learning clean
+.PHONY: setup data demo test lint bench-speed clean
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,14 +29,11 @@ test: setup data
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check hf_learngene tests scripts
-	$(BIN)/ruff format --check hf_learngene tests scripts
+	$(BIN)/ruff check hf_learngene tests benchmarks examples
+	$(BIN)/ruff format --check hf_learngene tests benchmarks examples
 
 bench-speed: setup
-	$(BIN)/python scripts/bench_speed.py
-
-bench-learning: setup data
-	$(BIN)/python scripts/bench_learning.py
+	$(BIN)/python benchmarks/speed/bench_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

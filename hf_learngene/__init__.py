@@ -6,12 +6,12 @@ and grow task-specific descendants from it with `from_pretrained`, the `Trainer`
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
+from . import serialization  # noqa: F401  (what travels with save_pretrained / from_pretrained / push_to_hub)
 from .ancestry import Ancestor, load_ancestor
 from .condensing import CONDENSING_METHODS, Selection, condense
 from .configuration_learngene import LearngeneConfig
 from .modeling_learngene import DescendantForImageClassification, LearngeneModel, LearngenePreTrainedModel
-
-__version__ = "0.1.0"
+from .version import __version__
 
 AutoConfig.register(LearngeneConfig.model_type, LearngeneConfig, exist_ok=True)
 AutoModel.register(LearngeneConfig, LearngeneModel, exist_ok=True)

@@ -3,10 +3,15 @@
 Checkpoint files (and the Hub) carry transformers 4 parameter names (`encoder.layer.0.attention.attention.query`),
 models in memory under transformers 5 carry the new ones (`layers.0.attention.q_proj`); both are read and mapped to
 this package's names. Weights are read from safetensors only: nothing is unpickled.
+
+Provenance is recorded compactly and never as a path of this machine: a Hub ancestor by its id, the revision asked for
+and the commit it resolved to; a local folder or an in-memory model by its name (the folder's last component) and
+the SHA-256 of its weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,27 +25,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from .configuration_learngene import LearngeneConfig
-from .modeling_learngene import LearngeneModel, _load_image_processor
+from .configuration_learngene import GEOMETRY_FIELDS, LearngeneConfig
+from .data import load_image_processor
+from .modeling_learngene import LearngeneModel
+from .utils import is_hub_id
 
 # model_type values whose checkpoints use the plain ViT block (google/vit-*, facebook/dino-vit*, facebook/deit-*
 # without distillation are all "vit").
 SUPPORTED_MODEL_TYPES = ("vit", "learngene")
 
-_GEOMETRY_FIELDS = (
-    "hidden_size",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "initializer_range",
-    "layer_norm_eps",
-    "image_size",
-    "patch_size",
-    "num_channels",
-    "qkv_bias",
-)
 
 # (pattern, replacement) applied in order to a key with its model prefix removed.
 _V4_TO_OURS = (
@@ -82,13 +75,15 @@ class Ancestor:
     revision: str | None = None
     image_processor: Any = None
     layer_indices: list[int] = field(default_factory=list)
+    commit: str | None = None
+    weights_sha256: str | None = None
 
     @property
     def num_layers(self) -> int:
         return len(self.layer_indices)
 
     def geometry(self) -> dict[str, Any]:
-        return {name: getattr(self.config, name) for name in _GEOMETRY_FIELDS if hasattr(self.config, name)}
+        return {name: getattr(self.config, name) for name in GEOMETRY_FIELDS if hasattr(self.config, name)}
 
     def learngene_config(self, layer_indices: list[int], **provenance) -> LearngeneConfig:
         """A `LearngeneConfig` for a learngene cut from this ancestor at `layer_indices`."""
@@ -99,6 +94,8 @@ class Ancestor:
             layer_indices=[self.source_layer_indices[i] for i in layer_indices],
             ancestor_name_or_path=self.name_or_path,
             ancestor_revision=self.revision,
+            ancestor_commit=self.commit,
+            ancestor_sha256=self.weights_sha256,
             ancestor_num_layers=self.source_depth,
             **provenance,
         )
@@ -190,8 +187,8 @@ def _normalize_state_dict(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return state
 
 
-def _read_safetensors(name_or_path: str, hub_kwargs: dict) -> dict[str, torch.Tensor]:
-    """Read the (possibly sharded) safetensors weights of a folder or Hub repo."""
+def _read_safetensors(name_or_path: str, hub_kwargs: dict) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Read the (possibly sharded) safetensors weights of a folder or Hub repo; returns the tensors and the files."""
 
     def fetch(filename: str) -> str | None:
         if os.path.isdir(name_or_path):
@@ -225,7 +222,42 @@ def _read_safetensors(name_or_path: str, hub_kwargs: dict) -> dict[str, torch.Te
             state.update(load_file(path))
         except (SafetensorError, OSError) as err:
             raise OSError(f"Could not read weights from {path}: {err}. Is the file complete (not truncated)?") from err
-    return state
+    return state, files
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors of a state dict (names, dtypes, shapes and bytes, in name order): the same weights give
+    the same digest whether they come from a file or from memory."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _snapshot_commit(path: str) -> str | None:
+    # huggingface_hub keeps every download under .../snapshots/<commit sha>/<file>.
+    match = re.search(r"[\\/]snapshots[\\/]([0-9a-f]{40})[\\/]", path)
+    return match.group(1) if match else None
+
+
+def _set_provenance(result: Ancestor, name: str | None, commit: str | None) -> None:
+    """Record where the ancestor came from, never as a path of this machine: a Hub id with its commit, else the
+    folder's name and the SHA-256 of the weights. A learngene used as an ancestor passes its own provenance on."""
+    config = result.config
+    if getattr(config, "model_type", None) == "learngene" and config.ancestor_name_or_path:
+        result.name_or_path = config.ancestor_name_or_path
+        result.revision = result.revision or config.ancestor_revision
+        result.commit = getattr(config, "ancestor_commit", None)
+        result.weights_sha256 = getattr(config, "ancestor_sha256", None)
+        return
+    name = os.fspath(name) if name else None
+    if name and not os.path.exists(name) and is_hub_id(name):
+        result.name_or_path, result.commit = name, commit
+        return
+    result.name_or_path = os.path.basename(os.path.normpath(name)) if name else None
+    result.weights_sha256 = weights_sha256(result.state_dict)
 
 
 def load_ancestor(ancestor, *, revision: str | None = None, **hub_kwargs) -> Ancestor:
@@ -245,14 +277,13 @@ def load_ancestor(ancestor, *, revision: str | None = None, **hub_kwargs) -> Anc
     if isinstance(ancestor, PreTrainedModel):
         _check_model_type(ancestor.config, f"The model {type(ancestor).__name__}")
         state = _normalize_state_dict({k: v.detach() for k, v in ancestor.state_dict().items()})
-        name = getattr(ancestor.config, "ancestor_name_or_path", None) or ancestor.config.name_or_path or None
         result = Ancestor(
             config=ancestor.config,
             state_dict=state,
-            name_or_path=name,
-            revision=revision or getattr(ancestor.config, "ancestor_revision", None),
+            revision=revision,
             image_processor=getattr(ancestor, "image_processor", None),
         )
+        _set_provenance(result, ancestor.config.name_or_path or None, getattr(ancestor.config, "_commit_hash", None))
     elif isinstance(ancestor, (str, os.PathLike)):
         ancestor = os.fspath(ancestor)
         hub_kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
@@ -263,14 +294,14 @@ def load_ancestor(ancestor, *, revision: str | None = None, **hub_kwargs) -> Anc
         except ValueError as err:
             raise ValueError(f"Could not read the config of {ancestor!r}: {err}") from err
         _check_model_type(config, repr(ancestor))
-        state = _normalize_state_dict(_read_safetensors(ancestor, hub_kwargs))
+        raw, files = _read_safetensors(ancestor, hub_kwargs)
         result = Ancestor(
             config=config,
-            state_dict=state,
-            name_or_path=getattr(config, "ancestor_name_or_path", None) or ancestor,
+            state_dict=_normalize_state_dict(raw),
             revision=revision,
-            image_processor=_load_image_processor(ancestor, hub_kwargs),
+            image_processor=load_image_processor(ancestor, hub_kwargs),
         )
+        _set_provenance(result, ancestor, None if os.path.isdir(ancestor) else _snapshot_commit(files[0]))
     else:
         raise TypeError(
             f"`ancestor` must be a Hub id, a local folder or a loaded ViTModel / ViTForImageClassification, "

@@ -99,18 +99,14 @@ def _check_source(name: str, what: str) -> str:
     return name
 
 
-def _check_output(path: str, overwrite: bool) -> str:
-    """Refuse an output folder that exists and holds files, unless `--overwrite`."""
-    path = os.path.expanduser(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise CLIError(f"Output path {path!r} is a file; pass a folder to --output.")
-    if os.path.isdir(path) and os.listdir(path) and not overwrite:
-        raise CLIError(
-            f"Output folder {path!r} exists and is not empty; pass --overwrite to write into it, or choose another "
-            "--output."
-        )
-    os.makedirs(path, exist_ok=True)
-    return path
+def _check_output(path: str, overwrite: bool, kind: str) -> str:
+    """The absolute output folder: missing or empty, or (with `--overwrite`) a previous output of the same kind."""
+    from .serialization import check_output_folder
+
+    try:
+        return check_output_folder(path, kind, overwrite)
+    except (FileExistsError, ValueError) as error:
+        raise CLIError(_one_line(error).replace("overwrite=True (--overwrite)", "--overwrite")) from None
 
 
 def _parse_int_list(text: str | None, flag: str) -> list[int] | None:
@@ -141,21 +137,13 @@ def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 def resolve_device(name: str) -> str:
     """`auto` -> `cuda` when a GPU is visible (else `mps`, else `cpu`); an explicit accelerator must exist."""
-    import torch
+    from .utils import resolve_device as resolve
 
-    name = name.lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if torch.backends.mps.is_available() else "cpu"
-    kind = name.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu (or auto).")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise CLIError(f"--device {name}: the Apple MPS backend is not available here; use --device cpu (or auto).")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps; got {name!r}.")
-    return name
+    try:
+        device = resolve(name)
+    except ValueError as error:
+        raise CLIError(f"--device {name}: {_one_line(error)}") from None
+    return str(device)
 
 
 def _training_device_args(device: str) -> dict[str, Any]:
@@ -277,7 +265,7 @@ def cmd_condense(args) -> int:
         dataset = _pick_split(dataset, None, ("train",), "condensing set") or dataset
     elif args.dataset:
         print(f"note: --method {args.method} uses no data; --dataset is ignored.", file=sys.stderr)
-    output = _check_output(args.output, args.overwrite)
+    output = _check_output(args.output, args.overwrite, "learngene")
     learngene = condense(
         ancestor,
         method=args.method,
@@ -285,6 +273,7 @@ def cmd_condense(args) -> int:
         layers=layers,
         condense_dataset=dataset,
         output_dir=output,
+        overwrite=args.overwrite,
         revision=args.revision,
         seed=args.seed,
         **options,
@@ -339,7 +328,7 @@ def cmd_inherit(args) -> int:
     except ValueError as error:
         raise CLIError(f"--layout does not fit the learngene: {_one_line(error)}") from error
     device = resolve_device(args.device)
-    output = _check_output(args.output, args.overwrite)
+    output = _check_output(args.output, args.overwrite, "descendant")
     classes = _parse_int_list(args.classes, "--classes")
     dataset = load_dataset_arg(args.dataset, None, classes, args.max_per_class)
     train = _pick_split(dataset, args.split, ("train",), "training set")
@@ -392,30 +381,6 @@ def cmd_inherit(args) -> int:
 # evaluate
 
 
-def classification_report(labels, predictions, num_labels: int) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision / recall / F1 / support from integer labels and predictions."""
-    import numpy as np
-
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    per_class = []
-    for c in range(num_labels):
-        tp = int(np.sum((predictions == c) & (labels == c)))
-        predicted, support = int(np.sum(predictions == c)), int(np.sum(labels == c))
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append({"precision": precision, "recall": recall, "f1": f1, "support": support})
-    # Macro-F1 over the classes that occur in the labels or the predictions (scikit-learn's convention).
-    seen = set(labels.tolist()) | set(predictions.tolist())
-    present = [per_class[c]["f1"] for c in sorted(seen) if c < num_labels]
-    return {
-        "accuracy": float(np.mean(labels == predictions)) if len(labels) else 0.0,
-        "f1_macro": float(np.mean(present)) if present else 0.0,
-        "num_examples": int(len(labels)),
-        "per_class": per_class,
-    }
-
-
 def _label_remap(dataset, label_column: str, id2label: dict[int, str]) -> dict[int, int] | None:
     """Map dataset label ids to model ids when both name the same classes in another order."""
     names = getattr(dataset.features[label_column], "names", None)
@@ -440,6 +405,7 @@ def cmd_evaluate(args) -> int:
 
     from .configuration_learngene import LearngeneConfig
     from .data import collate_fn, default_image_processor, find_columns, prepare_dataset
+    from .evaluation import classification_report
 
     name = _check_source(args.model, "Model")
     config = AutoConfig.from_pretrained(name, **_hub_kwargs(args))
@@ -478,20 +444,25 @@ def cmd_evaluate(args) -> int:
             labels += batch["labels"].tolist()
     if remap:
         labels = [remap[label] for label in labels]
-    report = classification_report(labels, predictions, model.config.num_labels)
+    report = classification_report(labels, predictions, model.config.id2label)
     report["model"] = args.model
     report["dataset"] = args.dataset
     report["split"] = getattr(split, "split", None) and str(split.split)
-    names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-    for row, label in zip(report["per_class"], names, strict=True):
-        row["label"] = label
     print(f"{args.model} on {args.dataset} ({report['num_examples']:,} images)")
-    print(f"accuracy {report['accuracy']:.4f}   macro-F1 {report['f1_macro']:.4f}\n")
+    print(
+        f"accuracy {report['accuracy']:.4f}   macro precision {report['precision_macro']:.4f}   "
+        f"macro recall {report['recall_macro']:.4f}   macro-F1 {report['f1_macro']:.4f}\n"
+    )
     rows = [
         (r["label"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"])
         for r in report["per_class"]
     ]
     _print_table(("class", "precision", "recall", "f1", "support"), rows)
+    labels_shown = [r["label"] for r in report["per_class"]]
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    _print_table(
+        ("", *labels_shown), [(name, *row) for name, row in zip(labels_shown, report["confusion_matrix"], strict=True)]
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
@@ -648,14 +619,25 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import DEFAULT_OUTPUT, run_demo
+    from .demo import DEFAULT_OUTPUT, check_demo_output, run_demo
 
     device = resolve_device(args.device)
     # Without --output every run gets its own folder, so `make demo` can run again and earlier results stay.
     default = os.path.join(DEFAULT_OUTPUT, time.strftime("run-%Y%m%d-%H%M%S"))
-    output = _check_output(args.output or default, args.overwrite)
+    try:
+        output = check_demo_output(args.output or default, args.overwrite)
+    except (FileExistsError, ValueError) as error:
+        raise CLIError(_one_line(error)) from None
     threads = 1 if args.threads is None else args.threads
-    run_demo(output, device=device, quick=args.quick, seed=args.seed, cache_dir=args.cache_dir, threads=threads)
+    run_demo(
+        output,
+        overwrite=args.overwrite,
+        device=device,
+        quick=args.quick,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        threads=threads,
+    )
     return EXIT_OK
 
 
@@ -696,7 +678,7 @@ _DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -848,7 +830,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "CLIError",
     "build_parser",
-    "classification_report",
     "describe",
     "load_dataset_arg",
     "main",

@@ -17,6 +17,22 @@ LAYOUT_INHERITED = "L"
 LAYOUT_NEW = "R"
 NEW_LAYER_INITS = ("trunc_normal", "mimetic")
 
+# The ViT geometry a learngene shares with its ancestor and every descendant (the fields ViTConfig also has).
+GEOMETRY_FIELDS = (
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "initializer_range",
+    "layer_norm_eps",
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "qkv_bias",
+)
+
 
 def _library_version() -> str | None:
     try:
@@ -106,9 +122,13 @@ class LearngeneConfig(PretrainedConfig):
         num_hidden_layers (`int`, *optional*):
             Number of learngene layers; derived from `layer_indices` when that is given.
         ancestor_name_or_path (`str`, *optional*):
-            Hub id (or local path) of the ancestry model.
+            Hub id of the ancestry model; for a local folder or an in-memory model, its name only (never a path).
         ancestor_revision (`str`, *optional*):
-            Revision of the ancestry checkpoint.
+            Revision (branch, tag or commit) of a Hub ancestor, as asked for.
+        ancestor_commit (`str`, *optional*):
+            The commit a Hub ancestor resolved to.
+        ancestor_sha256 (`str`, *optional*):
+            SHA-256 of the ancestor's weights, for an ancestor without a Hub id.
         ancestor_num_layers (`int`, *optional*):
             Depth of the ancestry model. Defaults to `max(layer_indices) + 1`.
         condensing_method (`str`, *optional*):
@@ -116,7 +136,8 @@ class LearngeneConfig(PretrainedConfig):
         condensing_scores (`list[float]`, *optional*):
             One score per ancestry layer (higher = more worth inheriting), when the method computes them.
         condensing_details (`dict`, *optional*):
-            Method settings, condensing-set name and size, and extra results such as the pair-weight matrix.
+            A compact record of how the layers were chosen: the method's summary and settings, the condensing set's
+            name and size. Histories and score matrices go to `condense_report.json` beside the weights.
         layout (`str`, *optional*):
             Descendant layout over {L, R}: each `L` takes the next learngene layer, each `R` the next new layer.
         num_new_layers (`int`, *optional*):
@@ -155,6 +176,8 @@ class LearngeneConfig(PretrainedConfig):
         num_hidden_layers: int | None = None,
         ancestor_name_or_path: str | None = None,
         ancestor_revision: str | None = None,
+        ancestor_commit: str | None = None,
+        ancestor_sha256: str | None = None,
         ancestor_num_layers: int | None = None,
         condensing_method: str | None = None,
         condensing_scores: list[float] | None = None,
@@ -213,6 +236,8 @@ class LearngeneConfig(PretrainedConfig):
         self.num_hidden_layers = len(layer_indices)
         self.ancestor_name_or_path = ancestor_name_or_path
         self.ancestor_revision = ancestor_revision
+        self.ancestor_commit = ancestor_commit
+        self.ancestor_sha256 = ancestor_sha256
         self.ancestor_num_layers = ancestor_num_layers
         self.condensing_method = condensing_method
         self.condensing_scores = condensing_scores
@@ -231,6 +256,10 @@ class LearngeneConfig(PretrainedConfig):
         if hf_learngene_version and current and hf_learngene_version != current:
             logger.info(f"This config was written by hf_learngene {hf_learngene_version}; running {current}.")
 
+    def geometry(self) -> dict[str, Any]:
+        """The ViT geometry fields (`GEOMETRY_FIELDS`), e.g. to build a scratch model of the same shape."""
+        return {name: getattr(self, name) for name in GEOMETRY_FIELDS}
+
     def resolved_layout(self) -> str:
         """The validated descendant layout (all learngene layers and no new one when none was set)."""
         return resolve_layout(self.layout, self.num_new_layers, len(self.layer_indices))
@@ -241,4 +270,4 @@ class LearngeneConfig(PretrainedConfig):
         return output
 
 
-__all__ = ["LearngeneConfig"]
+__all__ = ["GEOMETRY_FIELDS", "LearngeneConfig"]

@@ -157,6 +157,46 @@ def default_image_processor(config) -> Any:
     )
 
 
+PREPROCESSOR_FILE = "preprocessor_config.json"
+
+
+def load_image_processor(name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any] | None = None) -> Any:
+    """The image processor saved in a model folder or Hub repo (`preprocessor_config.json`), or None when it has none.
+
+    Args:
+        name_or_path (`str`):
+            A local folder or a Hub id.
+        hub_kwargs (`dict`, *optional*):
+            `revision`, `cache_dir`, `local_files_only`, `token`, `subfolder`.
+    """
+    hub_kwargs = {k: v for k, v in (hub_kwargs or {}).items() if v is not None}
+    name_or_path = os.fspath(name_or_path)
+    if os.path.isdir(name_or_path):
+        folder = os.path.join(name_or_path, hub_kwargs.get("subfolder", ""))
+        if not os.path.isfile(os.path.join(folder, PREPROCESSOR_FILE)):
+            return None
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(name_or_path, **hub_kwargs)
+    except (OSError, ValueError):
+        return None
+    except ImportError:
+        # transformers 5.17 makes AutoImageProcessor itself require torchvision: load the PIL class directly.
+        import transformers
+        from transformers.image_processing_utils import ImageProcessingMixin
+
+        try:
+            config, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path, **hub_kwargs)
+        except (OSError, ValueError):
+            return None
+        name = config.get("image_processor_type") or ""
+        processor_class = getattr(transformers, name if name.endswith("Pil") else f"{name}Pil", None)
+        if processor_class is None:
+            return None
+        return processor_class.from_pretrained(name_or_path, **hub_kwargs)
+
+
 def _to_pil(image) -> Image.Image:
     if isinstance(image, Image.Image):
         return image
@@ -322,6 +362,28 @@ def collate_fn(examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     pixel_values = torch.stack([torch.as_tensor(e["pixel_values"]) for e in examples]).float()
     labels = torch.tensor([int(e["labels"]) for e in examples], dtype=torch.long)
     return {"pixel_values": pixel_values, "labels": labels}
+
+
+def dataset_to_tensors(
+    dataset: Dataset,
+    image_processor,
+    *,
+    num_channels: int = 3,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Preprocess a (small) dataset once into `(pixel_values, labels)` tensors held in memory, for loops that visit
+    the same images many times (the per-step data pipeline would dominate a tiny model's training time)."""
+    from torch.utils.data import DataLoader
+
+    prepared = prepare_dataset(
+        dataset, image_processor, image_column=image_column, label_column=label_column, num_channels=num_channels
+    )
+    batches = list(DataLoader(prepared, batch_size=batch_size, collate_fn=collate_fn))
+    if not batches:
+        raise ValueError("The dataset is empty: there are no images to preprocess.")
+    return torch.cat([b["pixel_values"] for b in batches]), torch.cat([b["labels"] for b in batches])
 
 
 def load_image_dataset(source: str | os.PathLike | Dataset | DatasetDict, split: str | None = None, **kwargs):

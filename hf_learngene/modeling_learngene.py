@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +28,6 @@ from transformers.utils import logging
 from .configuration_learngene import LAYOUT_INHERITED, LearngeneConfig
 
 logger = logging.get_logger(__name__)
-
-_PREPROCESSOR_FILE = "preprocessor_config.json"
 
 
 def _pair(value) -> tuple[int, int]:
@@ -255,80 +255,50 @@ class LearngenePreTrainedModel(PreTrainedModel):
         # skip the layer-level mimetic initialisation of new layers.
         super()._initialize_weights(module, is_custom_code=False)
 
+    # What travels with the weights besides config.json and model.safetensors (the image processor, the model card,
+    # the condensing report) is written and read by hf_learngene's `serialization` module, when the package is
+    # loaded; a remote-code copy of this file used without the package saves and loads the weights alone.
+    image_processor: Any = None
+    """The image processor saved beside the weights (`preprocessor_config.json`), when there is one."""
+    condensing_report: dict[str, Any] | None = None
+    """What `condense()` measured beyond the config's compact record (histories, score matrices), for
+    `condense_report.json`."""
+    training_summary: dict[str, Any] | None = None
+    """What training recorded for the model card (data, settings, metrics, learning curve)."""
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, plus the image processor saved beside the weights, when there is one
-        (kept as `model.image_processor` and written again by `save_pretrained`)."""
-        hub_kwargs = {
-            key: kwargs[key]
-            for key in ("revision", "cache_dir", "local_files_only", "token", "subfolder")
-            if kwargs.get(key) is not None
-        }
+        """`PreTrainedModel.from_pretrained`; with hf_learngene loaded, also the image processor and the condensing
+        report saved beside the weights."""
         loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        # With output_loading_info=True transformers returns (model, info).
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model.image_processor = _load_image_processor(pretrained_model_name_or_path, hub_kwargs)
+        hooks = _serialization_hooks()
+        if hooks is not None:
+            # With output_loading_info=True transformers returns (model, info).
+            hooks.after_load(loaded[0] if isinstance(loaded, tuple) else loaded, pretrained_model_name_or_path, kwargs)
         return loaded
 
-    def push_to_hub(self, repo_id: str, *args, **kwargs):
-        """`PreTrainedModel.push_to_hub`; the model card written on the way names `repo_id` in its usage snippet."""
-        self._card_repo_id = repo_id
-        try:
-            return super().push_to_hub(repo_id, *args, **kwargs)
-        finally:
-            self._card_repo_id = None
-
-    def _upload_modified_files(self, working_dir, repo_id, *args, **kwargs):
-        # transformers' push_to_hub replaces the README.md that save_pretrained wrote with its generic card (or the
-        # one already on the Hub); write ours again just before the upload.
-        _write_model_card(self, working_dir)
-        return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)
-
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the image processor (when attached) and a model card."""
+        """`PreTrainedModel.save_pretrained`; with hf_learngene loaded, also the image processor, the model card and
+        the condensing report."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True) is False:
-            return
-        processor = getattr(self, "image_processor", None)
-        if processor is not None:
-            processor.save_pretrained(save_directory)
-        _write_model_card(self, save_directory)
+        hooks = _serialization_hooks()
+        if hooks is not None and kwargs.get("is_main_process", True):
+            hooks.after_save(self, save_directory)
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        """`PreTrainedModel.push_to_hub`; with hf_learngene loaded, the upload carries the same files as
+        `save_pretrained` (the model card included, naming `repo_id`) instead of transformers' generic card."""
+        hooks = _serialization_hooks()
+        if hooks is None:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        return hooks.push_to_hub(self, repo_id, *args, **kwargs)
 
 
-def _load_image_processor(name_or_path, hub_kwargs: dict):
-    from transformers import AutoImageProcessor
-
-    if os.path.isdir(str(name_or_path)):
-        folder = os.path.join(str(name_or_path), hub_kwargs.get("subfolder", ""))
-        if not os.path.isfile(os.path.join(folder, _PREPROCESSOR_FILE)):
-            return None
-    try:
-        return AutoImageProcessor.from_pretrained(name_or_path, **hub_kwargs)
-    except (OSError, ValueError):
-        return None
-    except ImportError:
-        # transformers 5.17 makes AutoImageProcessor itself require torchvision: load the PIL class directly.
-        import transformers
-        from transformers.image_processing_utils import ImageProcessingMixin
-
-        try:
-            config, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path, **hub_kwargs)
-        except (OSError, ValueError):
-            return None
-        name = config.get("image_processor_type") or ""
-        processor_class = getattr(transformers, name if name.endswith("Pil") else f"{name}Pil", None)
-        if processor_class is None:
-            return None
-        return processor_class.from_pretrained(name_or_path, **hub_kwargs)
-
-
-def _write_model_card(model: PreTrainedModel, save_directory) -> None:
-    # The card renderer lives in the installed package; remote-code copies save without a card.
-    try:
-        from hf_learngene.model_card import write_model_card
-    except ImportError:
-        return
-    write_model_card(model, save_directory)
+def _serialization_hooks():
+    # Looked up by name, never imported: this file must not depend on the package (it travels as remote code), and
+    # the package's serialization module imports this one. Present whenever `hf_learngene` has been imported.
+    module = sys.modules.get("hf_learngene.serialization")
+    return getattr(module, "HOOKS", None)
 
 
 class LearngeneModel(LearngenePreTrainedModel):
@@ -349,7 +319,6 @@ class LearngeneModel(LearngenePreTrainedModel):
         self.embeddings = LearngeneEmbeddings(config)
         self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(config.num_hidden_layers)])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.image_processor = None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -417,7 +386,6 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         num_new = len(config.layout) - config.layout.count(LAYOUT_INHERITED)
         self.new_layers = nn.ModuleList([LearngeneLayer(config, is_new=True) for _ in range(num_new)])
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.image_processor = None
         self.post_init()
 
     @property

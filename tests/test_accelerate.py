@@ -1,4 +1,5 @@
-"""scripts/train_descendant.py under `accelerate launch` with two CPU processes (gloo), on scikit-learn digits."""
+"""The accelerate example loop (examples/accelerate/train_descendant_no_trainer.py) under `accelerate launch`
+with two CPU processes (gloo), on scikit-learn digits."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from safetensors.torch import load_file
 
 from hf_learngene import DescendantForImageClassification, LearngeneConfig, LearngeneModel
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_descendant.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "accelerate" / "train_descendant_no_trainer.py"
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 TRAIN_SAMPLES = 1408  # 44 batches of 2 x 16: no padding, so the ranks' samples are disjoint
 STEPS_PER_EPOCH = TRAIN_SAMPLES // 32

@@ -1,4 +1,4 @@
-"""scripts/bench_speed.py end to end on CPU at a tiny batch: results, merging runs, and the targets table."""
+"""benchmarks/speed/bench_speed.py end to end on CPU at a tiny batch: results, merging runs, and the targets table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_speed.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed" / "bench_speed.py"
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_unknown_condensing_method_is_named(bench, tmp_path):
 
 
 def test_profile_step_sorts_a_step_into_categories(bench, tmp_path):
-    # scripts/profile_step.py imports bench_speed by name (the fixture has registered it).
+    # benchmarks/speed/profile_step.py imports bench_speed by name (the fixture has registered it).
     spec = importlib.util.spec_from_file_location("profile_step", SCRIPT.with_name("profile_step.py"))
     profile_step = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(profile_step)

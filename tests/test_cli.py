@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 from transformers import BertConfig, BertModel, ViTConfig, ViTForImageClassification
 
 from hf_learngene import DescendantForImageClassification, LearngeneModel, condense
-from hf_learngene.cli import build_parser, classification_report, describe, main
+from hf_learngene.cli import build_parser, describe, main
 from hf_learngene.data import collate_fn, default_image_processor, load_image_dataset, prepare_dataset
 
 SCRIPT = Path(sys.executable).with_name("hf-learngene")
@@ -121,9 +121,12 @@ def learngene_dir(vit_dir, tmp_path_factory) -> Path:
 def runs(vit_dir, bert_dir, learngene_dir, image_folder, env, tmp_path_factory) -> dict:
     """Every independent command of this file, run side by side once; the tests below check one result each."""
     out = tmp_path_factory.mktemp("outputs")
-    for name in ("taken", "taken_overwrite"):
+    for name in ("taken", "taken_by_user"):
         (out / name).mkdir()
         (out / name / "notes.txt").write_text("keep me")
+    # A previous learngene with 1 layer (and a file that only the old learngene had), to be replaced.
+    condense(str(vit_dir), method="first", num_layers=1, output_dir=out / "taken_overwrite")
+    (out / "taken_overwrite" / "stale.txt").write_text("from the old learngene")
     commands = {
         "condense_overwrite": [
             "condense", vit_dir, "--method", "heuristic", "--num-layers", 2, "--output", out / "taken_overwrite",
@@ -147,6 +150,13 @@ def runs(vit_dir, bert_dir, learngene_dir, image_folder, env, tmp_path_factory) 
             "inherit", learngene_dir, "--dataset", image_folder, "--layout", "LLLR", "--output", out / "o3",
         ],
         "not_empty": ["condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", out / "taken"],
+        "overwrite_user_folder": [
+            "condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", out / "taken_by_user",
+            "--overwrite",
+        ],
+        "overwrite_ancestor": [
+            "condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", vit_dir, "--overwrite",
+        ],
         "not_a_vit": ["condense", bert_dir, "--method", "heuristic", "--num-layers", 1, "--output", out / "o4"],
     }  # fmt: skip
     return {"out": out, **run_many(commands, env)}
@@ -160,7 +170,8 @@ def test_condense_saves_a_loadable_learngene_with_overwrite(runs, vit_dir):
     assert learngene.config.layer_indices == [2, 3]
     assert learngene.config.condensing_method == "heuristic"
     assert (output / "README.md").is_file()
-    assert (output / "notes.txt").read_text() == "keep me"
+    # The previous learngene was replaced as a whole: nothing of it survives.
+    assert not (output / "stale.txt").exists()
     ancestor = ViTForImageClassification.from_pretrained(vit_dir)
     # The learngene's first layer is the ancestor's layer 2, tensor for tensor.
     torch.testing.assert_close(
@@ -255,6 +266,15 @@ def test_non_empty_output_needs_overwrite(runs):
     assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]
 
 
+def test_overwrite_replaces_only_a_previous_learngene(runs, vit_dir):
+    for name in ("overwrite_user_folder", "overwrite_ancestor"):
+        result = runs[name]
+        assert result.returncode == 2, result.stdout
+        assert "may only replace a previous learngene" in error_line(result)
+    assert sorted(p.name for p in (runs["out"] / "taken_by_user").iterdir()) == ["notes.txt"]
+    assert ViTForImageClassification.from_pretrained(vit_dir).config.num_hidden_layers == 4  # the ancestor is intact
+
+
 def test_ancestor_that_is_not_a_vit(runs):
     result = runs["not_a_vit"]
     assert result.returncode == 2
@@ -301,17 +321,6 @@ def test_verbose_shows_the_traceback(bert_dir, tmp_path, capsys):
     assert "Traceback" in err and "'bert' model" in err
 
 
-def test_classification_report_matches_hand_computation():
-    labels = [0, 0, 1, 1, 2, 2]
-    predictions = [0, 1, 1, 1, 0, 2]
-    report = classification_report(labels, predictions, 3)
-    assert report["accuracy"] == pytest.approx(4 / 6)
-    # class 0: precision 1/2, recall 1/2; class 1: 2/3, 1; class 2: 1, 1/2.
-    f1 = [0.5, 2 * (2 / 3) / (2 / 3 + 1), 2 * 0.5 / 1.5]
-    assert [row["f1"] for row in report["per_class"]] == pytest.approx(f1)
-    assert report["f1_macro"] == pytest.approx(sum(f1) / 3)
-
-
 @pytest.mark.slow
 def test_demo_quick_end_to_end(env, tmp_path):
     from hf_learngene.demo import QUICK_SETTINGS, cached_ancestor
@@ -341,7 +350,7 @@ def test_demo_quick_end_to_end(env, tmp_path):
     assert (output / "learngene" / "README.md").is_file() and (output / "descendant" / "README.md").is_file()
     # The ancestor is cached: asking again finds it without training.
     _, info, cached = cached_ancestor(QUICK_SETTINGS, env["HF_LEARNGENE_CACHE"], "cpu", 0)
-    assert cached and info["test_accuracy"] == results["ancestor"]["test_accuracy"]
+    assert cached and info["heldout_accuracy"] == results["ancestor"]["heldout_accuracy"]
     # The output folder is now taken (checked in this process: no need for another interpreter).
     assert main(["demo", "--quick", "--output", str(output)]) == 2
 

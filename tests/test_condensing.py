@@ -11,13 +11,14 @@ from PIL import Image
 from tiny_models import tiny_vit
 from torch.utils.data import DataLoader, TensorDataset
 
-from hf_learngene import CONDENSING_METHODS, DescendantForImageClassification, LearngeneConfig, condense
+from hf_learngene import CONDENSING_METHODS, DescendantForImageClassification, LearngeneConfig, LearngeneModel, condense
 from hf_learngene.ancestry import load_ancestor
 from hf_learngene.condensing.auto import AutoOptions, PairWeightNetwork, optimizer_step, unrolled_objective
 from hf_learngene.condensing.cka import MinibatchCKA, gram, unbiased_hsic
-from hf_learngene.condensing.features import PseudoOptions, build_pseudo_descendant
-from hf_learngene.condensing.report import HEATMAP_FILE, REPORT_FILE
+from hf_learngene.condensing.pseudo_descendant import PseudoOptions, build_pseudo_descendant
 from hf_learngene.data import load_digits_dataset
+from hf_learngene.model_card import HEATMAP_FILE
+from hf_learngene.serialization import REPORT_FILE
 
 FAST = {"max_samples": 160, "batch_size": 16, "epochs": 1, "quiet": True}
 
@@ -70,7 +71,8 @@ def test_cka_planted_copies_are_selected(ancestor, digits):
     )
     assert learngene.config.layer_indices == planted
     scores = learngene.config.condensing_scores
-    matrix = learngene.config.condensing_details["cka_matrix"]
+    matrix = learngene.condensing_report["cka_matrix"]
+    assert "cka_matrix" not in learngene.config.condensing_details  # matrices stay out of config.json
     assert [matrix[1][0], matrix[3][1]] == pytest.approx([1.0, 1.0], abs=1e-6)
     assert max(s for i, s in enumerate(scores) if i not in planted) < 0.999
 
@@ -87,9 +89,10 @@ def test_auto_end_to_end_on_digits(ancestor, digits, tmp_path):
     )
     config = learngene.config
     details = config.condensing_details
-    weights = torch.tensor(details["pair_weights"])
+    measured = learngene.condensing_report
+    weights = torch.tensor(measured["pair_weights"])
     assert weights.shape == (4, 2)  # ancestry layers x pseudo-descendant layers (half depth)
-    assert (weights - details["pair_weights_init"]).abs().max() > 1e-3
+    assert (weights - details["settings"]["init_pair_weight"]).abs().max() > 1e-3
     # Weight decay alone would shift every pair alike; the meta-gradient tells them apart.
     assert weights.std() > 1e-4
     assert len(set(config.layer_indices)) == 2 and config.layer_indices == sorted(config.layer_indices)
@@ -97,18 +100,26 @@ def test_auto_end_to_end_on_digits(ancestor, digits, tmp_path):
     torch.testing.assert_close(torch.tensor(config.condensing_scores), weights.sum(1).float(), rtol=1e-6, atol=1e-6)
     ranked = sorted(range(4), key=lambda i: -config.condensing_scores[i])[:2]
     assert sorted(ranked) == config.layer_indices
-    assert [row["epoch"] for row in details["history"]] == [1, 2]
+    assert [row["epoch"] for row in measured["history"]] == [1, 2]
     assert details["condensing_set_size"] == 160 and "160 images" in details["condensing_set"]
     assert details["settings"]["inner_steps"] == 2 and details["settings"]["beta"] == 0.1
 
     report = json.loads((tmp_path / REPORT_FILE).read_text())
     assert report["layer_indices"] == config.layer_indices and report["scores"] == config.condensing_scores
-    assert report["details"]["pair_weights"] == details["pair_weights"]
+    assert report["pair_weights"] == measured["pair_weights"] and report["history"] == measured["history"]
     with Image.open(tmp_path / HEATMAP_FILE) as image:
         assert image.format == "PNG" and image.width > 100
     card = (tmp_path / "README.md").read_text()
     assert f"]({HEATMAP_FILE})" in card and "160 images" in card
-    assert json.loads((tmp_path / "config.json").read_text())["condensing_details"]["heatmap"] == HEATMAP_FILE
+    # config.json stays compact: the matrices and histories are in the report only.
+    saved = json.loads((tmp_path / "config.json").read_text())["condensing_details"]
+    assert {"pair_weights", "history"}.isdisjoint(saved) and saved["settings"]["inner_steps"] == 2
+    # The report travels back with from_pretrained, so a re-save keeps it.
+    reloaded = LearngeneModel.from_pretrained(tmp_path)
+    assert reloaded.condensing_report["pair_weights"] == measured["pair_weights"]
+    reloaded.save_pretrained(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / REPORT_FILE).read_text())["pair_weights"] == measured["pair_weights"]
+    assert (tmp_path / "again" / HEATMAP_FILE).is_file()
 
 
 def test_dataloader_condensing_set(ancestor):

@@ -60,7 +60,14 @@ def test_descendant_card(tmp_path):
     model = DescendantForImageClassification.from_pretrained(
         tmp_path / "lg", num_labels=2, layout="LRL", id2label={0: "cat", 1: "dog"}, label2id={"cat": 0, "dog": 1}
     )
-    model.card_sections = "## Training results\n\naccuracy 0.5"
+    model.training_summary = {
+        "dataset": "beans",
+        "num_train": 10,
+        "num_eval": 4,
+        "setup": {"Epochs": 2},
+        "metrics": {"eval_accuracy": 0.5, "eval_runtime": 1.25},
+        "learning_curves": [{"epoch": 1, "train_loss": 0.9, "eval_accuracy": 0.25}, {"epoch": 2, "eval_accuracy": 0.5}],
+    }
     model.save_pretrained(tmp_path / "desc")
     card = ModelCard.load(tmp_path / "desc" / "README.md")
     assert card.data.pipeline_tag == "image-classification"
@@ -68,7 +75,25 @@ def test_descendant_card(tmp_path):
     assert card.data.library_name == "hf_learngene"
     assert "`LRL`" in card.text
     assert "cat, dog" in card.text
-    assert "## Training results" in card.text
+    assert "## Training" in card.text and "Trained on `beans` (10 training, 4 evaluation images)" in card.text
+    assert "| eval_accuracy | 0.5000 |" in card.text and "eval_runtime" not in card.text
+    assert "| 1 | 0.9000 | 0.2500 |" in card.text and "| 2 | - | 0.5000 |" in card.text
+    assert card.data.datasets == ["beans"]
+
+
+def test_cards_name_local_ancestors_by_folder_name_and_escape_them(tmp_path):
+    learngene = condense(tiny_vit(seed=2), method="first", num_layers=1)
+    for name, shown in (
+        (str(tmp_path / "models" / "my-vit"), "my-vit"),
+        ("./my-vit", "my-vit"),
+        ("<script>evil|vit", "&lt;script&gt;evil\\|vit"),
+    ):
+        learngene.config.ancestor_name_or_path = name
+        learngene.save_pretrained(tmp_path / "lg")
+        text = (tmp_path / "lg" / "README.md").read_text()
+        assert str(tmp_path) not in text and "<script>" not in text
+        assert shown in text
+        assert "](./" not in text and "https://huggingface.co/./" not in text
 
 
 @pytest.mark.slow

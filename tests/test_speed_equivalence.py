@@ -288,7 +288,7 @@ def test_save_reload_round_trip_keeps_the_stored_format(tmp_path):
 def test_compiled_descendant_matches_eager_forward_and_backward():
     # fullgraph=True fails on any graph break in the forward; AOTAutograd traces the backward from that graph.
     # The aot_eager backend keeps this test to seconds (inductor's C++ codegen takes minutes on 2 shared cores);
-    # scripts/bench_speed.py --compile runs the full inductor path.
+    # benchmarks/speed/bench_speed.py --compile runs the full inductor path.
     torch._dynamo.reset()
     config = tiny_config(layout="LRL", num_labels=3)
     eager = randomise_(DescendantForImageClassification(config), seed=17).train()

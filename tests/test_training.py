@@ -296,8 +296,9 @@ def test_train_descendant_freezes_throughout(learngene_dir, digits, tmp_path):
         save_strategy="no", **QUIET,
     )  # fmt: skip
     assert all(torch.equal(p, before[n]) for n, p in inherited_parameters(model))
-    assert "Inherited layers frozen | throughout" in model.card_sections
-    assert result.learning_curves[0]["eval_loss"] is None  # no eval set
+    assert model.training_summary["setup"]["Inherited layers frozen"] == "throughout"
+    assert "| Inherited layers frozen | throughout |" in (tmp_path / "README.md").read_text()
+    assert "eval_loss" not in result.learning_curves[0]  # no eval set
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -334,7 +335,7 @@ def test_not_a_descendant_is_refused(tmp_path):
 
 def test_learngene_trainer_writes_our_card_where_the_trainer_writes_its_own(learngene_dir, tmp_path):
     model = _descendant(learngene_dir)
-    model.card_sections = "## Training\n\nA marker section.\n"
+    model.training_summary = {"dataset": "marker-dataset", "num_train": 3}
     for cls, folder in ((Trainer, "plain"), (LearngeneTrainer, "ours")):
         args = TrainingArguments(tmp_path / folder, report_to="none")
         trainer = cls(model=model, args=args)
@@ -343,5 +344,5 @@ def test_learngene_trainer_writes_our_card_where_the_trainer_writes_its_own(lear
     plain = (tmp_path / "plain" / "README.md").read_text()
     ours = (tmp_path / "ours" / "README.md").read_text()
     assert "library_name: hf_learngene" not in plain  # the generic Trainer card replaced ours
-    assert "library_name: hf_learngene" in ours and "A marker section." in ours
+    assert "library_name: hf_learngene" in ours and "Trained on `marker-dataset` (3 training images)" in ours
     assert "- digits" in ours and "- sklearn-digits" in ours

@@ -10,9 +10,10 @@ import os
 
 from ..ancestry import load_ancestor
 from ..modeling_learngene import LearngeneModel
+from ..serialization import check_output_folder, condense_report, save_folder
+from ..serialization import write_condense_report as save_report
 from . import auto, cka, first, heuristic, manual, random_layers  # noqa: F401  (register the methods)
-from .base import CONDENSING_METHODS, CondensingMethod, Selection, register_method, top_k_layers
-from .report import condense_report, save_report
+from .registry import CONDENSING_METHODS, CondensingMethod, Selection, check_scores, register_method, top_k_layers
 
 
 def condense(
@@ -23,6 +24,7 @@ def condense(
     layers: list[int] | None = None,
     condense_dataset=None,
     output_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
     revision: str | None = None,
     seed: int = 0,
     **method_kwargs,
@@ -49,6 +51,10 @@ def condense(
         output_dir (`str`, *optional*):
             When given, the learngene is saved there (weights, config, card, image processor) with
             `condense_report.json` and, for methods with scores, the heatmap `condense_heatmap.png` the card shows.
+            The folder is written all at once (a temporary folder renamed into place), so an interrupted run never
+            leaves a half-written learngene.
+        overwrite (`bool`, *optional*, defaults to `False`):
+            Replace `output_dir` when it holds a previous learngene. Any other non-empty folder is refused.
         revision (`str`, *optional*):
             Revision of a Hub ancestor.
         seed (`int`, *optional*, defaults to 0):
@@ -72,13 +78,10 @@ def condense(
     >>> open_world = load_fashion_mnist(classes=[6, 7, 8, 9], max_per_class=500)
     >>> learngene = condense("google/vit-base-patch16-224", method="auto", num_layers=6, condense_dataset=open_world)
     ```"""
-    if method not in CONDENSING_METHODS:
-        raise ValueError(
-            f"Unknown condensing method {method!r}; choose one of: {', '.join(sorted(CONDENSING_METHODS))}."
-        )
-    spec = CONDENSING_METHODS[method]
-    if spec.needs_data and condense_dataset is None:
-        raise ValueError(f'method="{method}" needs a condensing set: pass `condense_dataset=`.')
+    spec = _check_request(method, layers, condense_dataset, method_kwargs)
+    if output_dir is not None:
+        # Refuse a folder that may not be replaced before any work is done.
+        check_output_folder(output_dir, "learngene", overwrite)
     source = load_ancestor(ancestor, revision=revision)
     if spec.needs_data and source.source_layer_indices != list(range(source.source_depth)):
         # Scores are stored one per layer of the original ancestor, which a learngene no longer has.
@@ -87,19 +90,47 @@ def condense(
             "learngene holding only some of them: condense the original ancestor instead, or pick layers of this "
             'learngene with method="manual", "first", "heuristic" or "random".'
         )
-    selection = spec.fn(
-        source, num_layers, layers=layers, condense_dataset=condense_dataset, seed=seed, **method_kwargs
-    )
+    if spec.needs_data:
+        selection = spec.fn(source, num_layers, condense_dataset=condense_dataset, seed=seed, **method_kwargs)
+    else:
+        selection = spec.fn(source, num_layers, layers=layers, seed=seed)
+    if selection.scores is not None:
+        check_scores(selection.scores, method)
     learngene = source.cut(
         selection.layer_indices,
         condensing_method=method,
         condensing_scores=selection.scores,
-        condensing_details=selection.details or None,
+        condensing_details={"summary": spec.summary, **selection.details},
     )
+    learngene.condensing_report = selection.report or None
     if output_dir is not None:
-        save_report(learngene, output_dir)
-        learngene.save_pretrained(output_dir)
+        save_folder(learngene, output_dir, overwrite=overwrite)
     return learngene
+
+
+def _check_request(method: str, layers, condense_dataset, method_kwargs: dict):
+    """The registered method, after refusing arguments it would not use."""
+    if method not in CONDENSING_METHODS:
+        raise ValueError(
+            f"Unknown condensing method {method!r}; choose one of: {', '.join(sorted(CONDENSING_METHODS))}."
+        )
+    spec = CONDENSING_METHODS[method]
+    if layers is not None and method != "manual":
+        raise ValueError(f'`layers=` names the layers for method="manual"; method="{method}" chooses them itself.')
+    if spec.needs_data and condense_dataset is None:
+        raise ValueError(f'method="{method}" needs a condensing set: pass `condense_dataset=`.')
+    if not spec.needs_data:
+        if condense_dataset is not None:
+            raise ValueError(
+                f'method="{method}" does not use a condensing set; drop `condense_dataset=`, or choose a data-driven '
+                f"method ({', '.join(sorted(n for n, m in CONDENSING_METHODS.items() if m.needs_data))})."
+            )
+        if method_kwargs:
+            raise ValueError(
+                f'Unknown option(s) {sorted(method_kwargs)} for method="{method}"; it takes only `num_layers`, '
+                "`layers` (manual) and `seed` (random)."
+            )
+    return spec
 
 
 __all__ = [

@@ -32,21 +32,18 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..ancestry import Ancestor
-from .base import Selection, check_num_layers, register_method, top_k_layers
-from .features import (
-    autocast,
-    cosine_lr,
+from ..utils import autocast, cosine_schedule, resolve_device, resolve_dtype
+from .condensing_set import DataOptions, prepare_data
+from .pseudo_descendant import (
+    PseudoOptions,
+    check_pseudo_options,
     evaluate_pseudo_descendant,
     frozen_ancestor,
     hidden_states,
-    prepare_data,
     progress,
     pseudo_descendant_for,
-    resolve_device,
-    resolve_dtype,
-    settings_dict,
-    split_options,
 )
+from .registry import Selection, check_num_layers, register_method, settings_dict, split_options, top_k_layers
 
 
 @dataclass
@@ -144,9 +141,7 @@ def _detach_state(state: dict) -> dict:
     summary="the paper's method: meta-learned per-pair feature matching with a pseudo descendant; the k ancestry "
     "layers with the largest total learned weight",
 )
-def condense_auto(
-    ancestor: Ancestor, num_layers: int, *, condense_dataset, seed: int = 0, layers=None, **options
-) -> Selection:
+def condense_auto(ancestor: Ancestor, num_layers: int, *, condense_dataset, seed: int = 0, **options) -> Selection:
     """Keep the k ancestry layers whose pairs with a pseudo descendant get the largest meta-learned weights.
 
     Options (all optional): the condensing-set options of [`load_condensing_data`] (`image_column`, `label_column`,
@@ -156,10 +151,9 @@ def condense_auto(
     `inner_steps` (T, defaults to 2), `beta` (weight of the matching loss in the first step, defaults to 0.1),
     `meta_lr` (Adam, defaults to 1e-2), `meta_weight_decay` (1e-4), `init_pair_weight` (1.0).
     """
-    if layers is not None:
-        raise ValueError('`layers=` names the layers for method="manual"; method="auto" chooses them itself.')
     k = check_num_layers(num_layers, ancestor)
-    data_opts, pseudo_opts, auto_opts = split_options("auto", options, AutoOptions)
+    data_opts, pseudo_opts, auto_opts = split_options("auto", options, DataOptions, PseudoOptions, AutoOptions)
+    check_pseudo_options(pseudo_opts)
     if isinstance(auto_opts.inner_steps, bool) or not isinstance(auto_opts.inner_steps, int):
         raise ValueError(f"`inner_steps` must be an integer >= 0, got {auto_opts.inner_steps!r}.")
     if auto_opts.inner_steps < 0 or auto_opts.beta < 0:
@@ -188,12 +182,10 @@ def condense_auto(
             "condensing_set_size": data.size,
             "pseudo_descendant_layers": len(pseudo.descendant_layers()),
             "pseudo_heldout_accuracy": accuracy,
-            "history": history,
-            "pair_weights": pair_weights.tolist(),
-            "pair_weights_init": auto_opts.init_pair_weight,
             "score_rule": "score(m) = sum over pseudo-descendant layers n of the mean learned weight lambda_mn on "
             "held-out images; keep the top k (our reading: the paper's code does not state the rule)",
         },
+        report={"history": history, "pair_weights": pair_weights.tolist()},
     )
 
 
@@ -254,7 +246,7 @@ def _meta_train(pseudo, ancestry_model, weight_net, data, opts, auto_opts, devic
         batches = 0
         for pixel_values, labels in data.train_batches(epoch):
             pixel_values, labels = pixel_values.to(device), labels.to(device)
-            lr = cosine_lr(opts.lr, step, total)
+            lr = opts.lr * cosine_schedule(step, total)
             tokens = _ancestry_tokens(ancestry_model, pixel_values, device, dtype)
             outer, current, state, (ce, match) = unrolled_objective(
                 pseudo,

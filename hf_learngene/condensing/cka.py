@@ -22,22 +22,19 @@ from dataclasses import dataclass
 import torch
 
 from ..ancestry import Ancestor
-from .base import Selection, check_num_layers, register_method, top_k_layers
-from .features import (
-    autocast,
+from ..utils import autocast, resolve_device, resolve_dtype
+from .condensing_set import MIN_EVAL_BATCH, DataOptions, prepare_data
+from .pseudo_descendant import (
+    PseudoOptions,
+    check_pseudo_options,
     evaluate_pseudo_descendant,
     frozen_ancestor,
     hidden_states,
-    prepare_data,
     progress,
     pseudo_descendant_for,
-    resolve_device,
-    resolve_dtype,
-    settings_dict,
-    split_options,
     train_pseudo_descendant,
 )
-from .inputs import MIN_EVAL_BATCH
+from .registry import Selection, check_num_layers, register_method, settings_dict, split_options, top_k_layers
 
 CKA_FEATURES = ("update", "hidden")
 
@@ -124,9 +121,7 @@ def layer_cka(ancestry_model, pseudo_model, batches, *, features: str, device, d
     needs_data=True,
     summary="the k ancestry layers most similar (linear CKA) to a pseudo descendant trained on the condensing set",
 )
-def condense_cka(
-    ancestor: Ancestor, num_layers: int, *, condense_dataset, seed: int = 0, layers=None, **options
-) -> Selection:
+def condense_cka(ancestor: Ancestor, num_layers: int, *, condense_dataset, seed: int = 0, **options) -> Selection:
     """Keep the k ancestry layers with the highest CKA against a pseudo descendant.
 
     Options (all optional): the condensing-set options of [`load_condensing_data`] (`image_column`, `label_column`,
@@ -135,10 +130,9 @@ def condense_cka(
     `momentum`, `weight_decay`, `max_grad_norm`); `device`, `dtype` (bf16 autocast on CUDA by default), `quiet`;
     and `cka_features` (`"update"` or `"hidden"`, see the module docstring).
     """
-    if layers is not None:
-        raise ValueError('`layers=` names the layers for method="manual"; method="cka" chooses them itself.')
     k = check_num_layers(num_layers, ancestor)
-    data_opts, pseudo_opts, cka_opts = split_options("cka", options, CkaOptions)
+    data_opts, pseudo_opts, cka_opts = split_options("cka", options, DataOptions, PseudoOptions, CkaOptions)
+    check_pseudo_options(pseudo_opts)
     if cka_opts.cka_features not in CKA_FEATURES:
         raise ValueError(f"`cka_features` must be one of {CKA_FEATURES}, got {cka_opts.cka_features!r}.")
     device = resolve_device(pseudo_opts.device)
@@ -170,9 +164,9 @@ def condense_cka(
             "pseudo_descendant_layers": len(pseudo.descendant_layers()),
             "pseudo_train_loss": training["train_loss"],
             "pseudo_heldout_accuracy": accuracy,
-            "cka_matrix": matrix.tolist(),
             "score_rule": "score(m) = max over pseudo-descendant layers n of CKA(m, n); keep the top k",
         },
+        report={"cka_matrix": matrix.tolist()},
     )
 
 

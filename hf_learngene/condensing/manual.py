@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..ancestry import Ancestor, validate_layer_indices
-from .base import Selection, register_method
+from .registry import Selection, register_method
 
 
 @register_method("manual", needs_data=False, summary="the layers you name with `layers=[...]`")
-def condense_manual(ancestor: Ancestor, num_layers: int | None = None, *, layers=None, **_) -> Selection:
+def condense_manual(ancestor: Ancestor, num_layers: int | None = None, *, seed: int = 0, layers=None) -> Selection:
     if layers is None:
         raise ValueError('method="manual" needs `layers=[...]`, the ancestry layer indices to keep (e.g. [0, 1, 11]).')
     indices = validate_layer_indices(layers, ancestor.num_layers)

@@ -10,9 +10,10 @@ memory, FLOPs per training step (`torch.utils.flop_counter.FlopCounterMode`) and
 Needs torch and transformers only (plus hf_learngene, whose top-level import does not pull `datasets`/`evaluate`);
 timm and scikit-learn are used when importable.
 
-    python scripts/bench_speed.py                                  # CPU: the 6-layer width-192 32 px shape
-    python scripts/bench_speed.py --shapes ref,ti --threads 1
-    python scripts/bench_speed.py --device cuda --shapes ti,s,b --compile --output benchmarks/results/speed_gpu
+    python benchmarks/speed/bench_speed.py                                  # CPU: the 6-layer width-192 32 px shape
+    python benchmarks/speed/bench_speed.py --shapes ref,ti --threads 1
+    python benchmarks/speed/bench_speed.py --device cuda --shapes ti,s,b --compile \
+        --output benchmarks/speed/results/speed_gpu
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ NUM_LABELS = 10
 BASELINE = "transformers"
 
 GPU_COMMAND = (
-    "python scripts/bench_speed.py --device cuda --shapes ti,s,b --compile --output benchmarks/results/speed_gpu"
+    "python benchmarks/speed/bench_speed.py --device cuda --shapes ti,s,b --compile "
+    "--output benchmarks/speed/results/speed_gpu"
 )
 # What the issue asks for: (key, description, threshold, what would close the gap when a run misses it).
 TARGETS = [
@@ -78,9 +80,9 @@ TARGETS = [
         "gpu_mfu_b",
         "GPU bf16 MFU of the descendant (B shape)",
         0.45,
-        "matrix products are only ~40% of the step's kernel time (scripts/profile_step.py: the rest is fp32 residual "
-        "adds, dtype casts, LayerNorm, GELU and bias-gradient reductions around them under autocast); fusing that "
-        "work is what closes it: torch.compile does part of it{compiled}; GEMM epilogues "
+        "matrix products are only ~40% of the step's kernel time (benchmarks/speed/profile_step.py: the rest is fp32 "
+        "residual adds, dtype casts, LayerNorm, GELU and bias-gradient reductions around them under autocast); fusing "
+        "that work is what closes it: torch.compile does part of it{compiled}; GEMM epilogues "
         "(bias + GELU), fused LayerNorm + cast and CUDA graphs would go further",
     ),
 ]
@@ -148,7 +150,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="merge into OUTPUT.json when it exists (shapes, modes and sections this run measures replace theirs)",
     )
-    parser.add_argument("--output", default="benchmarks/results/speed", help="writes OUTPUT.json and OUTPUT.md")
+    parser.add_argument("--output", default="benchmarks/speed/results/speed", help="writes OUTPUT.json and OUTPUT.md")
     parser.add_argument("--render", metavar="JSON", help="rewrite the markdown (and --note) of a JSON written earlier")
     parser.add_argument(
         "--note", default=None, help="free text on the conditions of the run, kept in JSON and markdown"
@@ -575,7 +577,7 @@ def target_rows(results: dict) -> list[dict]:
         value = measured.get(key)
         if value is None:
             note = f"not measured by this run; on a GPU machine: `{GPU_COMMAND}`" if key.startswith("gpu") else ""
-            note = note or "not measured by this run: `python scripts/bench_speed.py --shapes ref`"
+            note = note or "not measured by this run: `python benchmarks/speed/bench_speed.py --shapes ref`"
         else:
             note = "" if value >= threshold else f"missed: {hint}"
             if key == "gpu_mfu_b":

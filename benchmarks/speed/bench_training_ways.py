@@ -2,13 +2,13 @@
 
 1. `hf_learngene.training.train_descendant` (the helper, on the Trainer);
 2. the plain `transformers.Trainer` with `LearngeneTrainer`, `parameter_groups` and `prepare_dataset` by hand;
-3. `scripts/train_descendant.py` under `accelerate launch` with N CPU processes (gloo).
+3. `examples/accelerate/train_descendant_no_trainer.py` under `accelerate launch` with N CPU processes (gloo).
 
 All three start from the same learngene (condensed from a tiny, randomly initialised ancestry ViT: there is no
 pretrained checkpoint offline, so this measures the training paths, not the value of inheritance), use the same
 layout, epochs, batch size (per step, across processes), learning rate and held-out split.
 
-    python scripts/bench_training_ways.py --epochs 5 --processes 2 [--image_size 32]
+    python benchmarks/speed/bench_training_ways.py --epochs 5 --processes 2 [--image_size 32]
 """
 
 from __future__ import annotations

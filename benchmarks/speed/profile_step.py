@@ -6,7 +6,7 @@ CPU) into categories: matrix products, attention, LayerNorm, GELU, dtype casts a
 optimizer. `busy` is the kernel time per step, `step` the wall time per step while profiling; their gap is time the
 GPU waited on the host.
 
-    python scripts/profile_step.py --device cuda --shape b --output benchmarks/results/profile_gpu.json
+    python benchmarks/speed/profile_step.py --device cuda --shape b --output benchmarks/speed/results/profile_gpu.json
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@
 #   2. tests/test_gpu.py (flash SDPA on the fused views, bf16, inductor, fused AdamW, condensing, training defaults);
 #   3. the compiled models at the B shape;
 #   4. condensing a ViT-B/16 ancestor on 2,000 images (cka 5 epochs, auto 1 epoch);
-#   5. a profile of one B-shape training step (kernel time by category, scripts/profile_step.py).
+#   5. a profile of one B-shape training step (kernel time by category, benchmarks/speed/profile_step.py).
 # PARTS picks some of them (eager tests compiled profile condense); T_<PART> sets a part's time limit in seconds.
 # Each part has its own time limit and writes as it goes, so a part cut short keeps what it measured.
 #
-#     OUT=/tmp/gpu bash scripts/gpu_checks.sh        # from the repository root, on the GPU machine
+#     OUT=/tmp/gpu bash benchmarks/gpu_checks.sh        # from the repository root, on the GPU machine
 #
 # The package is used from the checkout (PYTHONPATH), not installed. Wheels in .whl/ (e.g. datasets, evaluate, which
 # the training test needs) are installed into /tmp/site first when present.
@@ -36,7 +36,7 @@ EOF
 
 PARTS=${PARTS:-eager tests compiled condense profile}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
-bench="$PY scripts/bench_speed.py --device cuda --steps ${STEPS:-30} --warmup 5 --output $OUT/speed_gpu"
+bench="$PY benchmarks/speed/bench_speed.py --device cuda --steps ${STEPS:-30} --warmup 5 --output $OUT/speed_gpu"
 if has eager; then
     echo "== eager Ti/S/B"
     timeout "${T_EAGER:-160}" $bench --shapes ti,s,b --skip-condense 2>&1 | tee "$OUT/bench_eager.log"
@@ -52,7 +52,7 @@ if has compiled; then
 fi
 if has profile; then
     echo "== profile B"
-    timeout "${T_PROFILE:-60}" $PY scripts/profile_step.py --device cuda --shape b --output "$OUT/profile_gpu.json" 2>&1 |
+    timeout "${T_PROFILE:-60}" $PY benchmarks/speed/profile_step.py --device cuda --shape b --output "$OUT/profile_gpu.json" 2>&1 |
         tee "$OUT/profile.log"
 fi
 if has condense; then

@@ -1,5 +1,5 @@
-"""What the data-driven methods (`cka`, `auto`) share: options, device and precision, the pseudo descendant, its
-training and the per-layer features of the ancestor and the pseudo descendant.
+"""The pseudo descendant that the data-driven methods (`cka`, `auto`) compare ancestry layers with: its options,
+how it is built and trained, and the frozen ancestor beside it.
 
 The pseudo descendant is a ViT of the ancestor's geometry (width, heads, patch size) with half its depth, randomly
 initialised and trained on the condensing set; ancestry layers are scored by how they relate to it.
@@ -7,9 +7,7 @@ initialised and trained on the condensing set; ancestry layers are scored by how
 
 from __future__ import annotations
 
-import contextlib
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,32 +16,10 @@ from transformers.utils import logging
 
 from ..ancestry import Ancestor
 from ..configuration_learngene import LearngeneConfig
+from ..evaluation import predict
 from ..modeling_learngene import DescendantForImageClassification, LearngeneModel
-from .inputs import CondensingData, load_condensing_data
-
-_DTYPES = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-}
-
-
-@dataclass
-class DataOptions:
-    """How the condensing set becomes batches (see [`load_condensing_data`])."""
-
-    image_column: str | None = None
-    label_column: str | None = None
-    split: str | None = None
-    max_samples: int | None = None
-    batch_size: int = 32
-    holdout: float = 0.2
-    image_processor: Any = None
-    num_workers: int = 0
-    num_labels: int | None = None
+from ..utils import autocast, cosine_schedule
+from .condensing_set import CondensingData
 
 
 @dataclass
@@ -68,77 +44,10 @@ class PseudoOptions:
     disable_tqdm: bool | None = None
 
 
-def split_options(method: str, options: dict[str, Any], *extra: type) -> tuple[Any, ...]:
-    """Sort `options` into the option dataclasses (`DataOptions`, `PseudoOptions`, then `extra`); unknown names raise
-    a `ValueError` that lists the accepted ones."""
-    classes = (DataOptions, PseudoOptions, *extra)
-    known = {f.name: cls for cls in classes for f in fields(cls)}
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f'Unknown option(s) {unknown} for method="{method}"; accepted options are {sorted(known)}.')
-    result = tuple(cls(**{k: v for k, v in options.items() if known[k] is cls}) for cls in classes)
-    check_pseudo_options(result[1])
-    return result
-
-
-def settings_dict(*option_objects) -> dict[str, Any]:
-    """JSON-friendly settings of a run, for the config, card and report (objects become their type name)."""
-    out = {}
-    for obj in option_objects:
-        for key, value in asdict(obj).items():
-            if key in ("image_processor", "pseudo_descendant", "disable_tqdm"):
-                value = None if value is None else type(getattr(obj, key)).__name__
-            elif isinstance(value, (torch.device, torch.dtype)):
-                value = str(value)
-            out[key] = value
-    return out
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """Compute precision: bf16 autocast on CUDA, fp32 elsewhere, unless given."""
-    if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValueError(f"Unknown `dtype={dtype!r}`; use one of {sorted(_DTYPES)} or a torch.dtype.")
-    return _DTYPES[dtype]
-
-
-def autocast(device: torch.device, dtype: torch.dtype):
-    """Autocast to `dtype` (bf16 / fp16); a no-op context for fp32. Weights stay fp32."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def progress(options: PseudoOptions, iterable=None, **kwargs):
     """A tqdm progress bar (transformers' wrapper, so `transformers.utils.logging.disable_progress_bar()` applies)."""
     disable = options.quiet if options.disable_tqdm is None else options.disable_tqdm
     return logging.tqdm(iterable, disable=disable, leave=False, **kwargs)
-
-
-def prepare_data(condense_dataset, ancestor: Ancestor, data: DataOptions, seed: int) -> CondensingData:
-    return load_condensing_data(
-        condense_dataset,
-        ancestor,
-        image_column=data.image_column,
-        label_column=data.label_column,
-        split=data.split,
-        max_samples=data.max_samples,
-        batch_size=data.batch_size,
-        holdout=data.holdout,
-        seed=seed,
-        image_processor=data.image_processor,
-        num_workers=data.num_workers,
-        num_labels=data.num_labels,
-    )
 
 
 def frozen_ancestor(ancestor: Ancestor, device: torch.device) -> LearngeneModel:
@@ -204,10 +113,6 @@ def make_optimizer(parameters, options: PseudoOptions) -> torch.optim.Optimizer:
     )
 
 
-def cosine_lr(base_lr: float, step: int, total: int) -> float:
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
-
-
 def train_pseudo_descendant(
     model: DescendantForImageClassification,
     data: CondensingData,
@@ -231,7 +136,7 @@ def train_pseudo_descendant(
             for pixel_values, labels in data.train_batches(epoch):
                 pixel_values, labels = pixel_values.to(device), labels.to(device)
                 for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(options.lr, step, total)
+                    group["lr"] = options.lr * cosine_schedule(step, total)
                 with autocast(device, dtype):
                     logits = model(pixel_values).logits
                 loss = F.cross_entropy(logits.float(), labels)
@@ -250,19 +155,12 @@ def train_pseudo_descendant(
     return {"train_loss": last_loss}
 
 
-@torch.no_grad()
 def evaluate_pseudo_descendant(
     model: DescendantForImageClassification, data: CondensingData, device: torch.device, dtype: torch.dtype
 ) -> float:
     """Accuracy of the pseudo descendant on the held-out part."""
-    model.eval()
-    correct = total = 0
-    for pixel_values, labels in data.eval_batches():
-        with autocast(device, dtype):
-            logits = model(pixel_values.to(device)).logits
-        correct += int((logits.argmax(-1).cpu() == labels).sum())
-        total += labels.numel()
-    return correct / max(total, 1)
+    logits, labels = predict(model, data.eval_batches(), device=device, dtype=dtype)
+    return float((logits.argmax(-1) == labels).float().mean())
 
 
 def hidden_states(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -271,17 +169,15 @@ def hidden_states(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]
 
 
 __all__ = [
-    "DataOptions",
+    "OPTIMIZERS",
     "PseudoOptions",
-    "autocast",
     "build_pseudo_descendant",
+    "check_pseudo_options",
     "evaluate_pseudo_descendant",
     "frozen_ancestor",
     "hidden_states",
-    "prepare_data",
+    "make_optimizer",
+    "progress",
     "pseudo_descendant_for",
-    "resolve_device",
-    "resolve_dtype",
-    "split_options",
     "train_pseudo_descendant",
 ]

@@ -1,0 +1,100 @@
+"""The settings of a demo run: the default (minutes on a laptop CPU) and a quick one (seconds, to check a set-up)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+# scratch: same architecture, all random; heuristic: last k layers (Heur-LG); first: first k layers (plain truncation,
+# a strong baseline); auto: the paper's condensing.
+ARMS = ("scratch", "heuristic", "first", "auto")
+BASELINE_METHODS = ("heuristic", "first")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything that defines a demo run; the `ancestor_*` fields and the geometry also name the cache entry."""
+
+    hidden_size: int
+    num_attention_heads: int
+    intermediate_size: int
+    ancestor_layers: int
+    patch_size: int
+    ancestor_per_class: int
+    ancestor_test_per_class: int
+    ancestor_epochs: int
+    condense_per_class: int
+    condense_epochs: int
+    num_layers: int
+    layout: str
+    train_per_class: int
+    test_per_class: int
+    epochs: int
+    image_size: int = 28
+    ancestor_classes: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    ancestor_lr: float = 1e-3
+    ancestor_batch_size: int = 64
+    condense_classes: tuple[int, ...] = (6, 7, 8, 9)
+    task_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+    learning_rate: float = 5e-4
+    batch_size: int = 32
+
+    def ancestor_key(self) -> str:
+        """Hash of the fields that decide the ancestor, naming its cache folder."""
+        fields = (
+            "hidden_size",
+            "num_attention_heads",
+            "intermediate_size",
+            "ancestor_layers",
+            "patch_size",
+            "image_size",
+            "ancestor_classes",
+            "ancestor_per_class",
+            "ancestor_test_per_class",
+            "ancestor_epochs",
+            "ancestor_lr",
+            "ancestor_batch_size",
+        )
+        text = json.dumps({name: getattr(self, name) for name in fields}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+DEFAULT_SETTINGS = DemoSettings(
+    hidden_size=64,
+    num_attention_heads=4,
+    intermediate_size=128,
+    ancestor_layers=6,
+    patch_size=7,
+    ancestor_per_class=1000,
+    ancestor_test_per_class=200,
+    ancestor_epochs=4,
+    condense_per_class=200,
+    condense_epochs=3,
+    num_layers=3,
+    layout="LLLR",
+    train_per_class=50,
+    test_per_class=100,
+    epochs=12,
+)
+
+QUICK_SETTINGS = DemoSettings(
+    hidden_size=32,
+    num_attention_heads=2,
+    intermediate_size=64,
+    ancestor_layers=4,
+    patch_size=7,
+    ancestor_per_class=20,
+    ancestor_test_per_class=10,
+    ancestor_epochs=1,
+    condense_per_class=8,
+    condense_epochs=1,
+    num_layers=2,
+    layout="LLR",
+    train_per_class=8,
+    test_per_class=8,
+    epochs=2,
+)
+
+
+__all__ = ["ARMS", "BASELINE_METHODS", "DEFAULT_SETTINGS", "QUICK_SETTINGS", "DemoSettings"]
