@@ -1,4 +1,4 @@
-"""The README's quickstart works as written."""
+"""The README's quickstart and the code examples of the docs work as written."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
-def _block_after(marker: str) -> str:
-    text = README.read_text()
+def _block_after(marker: str, page: Path = README) -> str:
+    text = page.read_text()
     start = text.index(marker)
     match = re.search(r"```python\n(.*?)```", text[start:], flags=re.S)
     assert match, f"no python block after {marker!r}"
@@ -45,7 +46,7 @@ def _run(code: str, cwd) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_condensing_example_runs_as_written(tmp_path):
-    out = _run(_block_after("<!-- condensing example"), tmp_path).stdout.splitlines()
+    out = _run(_block_after("<!-- condensing example", ROOT / "docs" / "condensing.md"), tmp_path).stdout.splitlines()
     layers = json.loads(out[-1].split("] ")[0] + "]")
     assert len(layers) == 4 and layers == sorted(layers)
     assert (tmp_path / "vit-learngene" / "condense_heatmap.png").is_file()
@@ -54,10 +55,19 @@ def test_condensing_example_runs_as_written(tmp_path):
 
 @pytest.mark.slow
 def test_training_examples_run_as_written(tmp_path):
-    _run(_block_after("<!-- training setup"), tmp_path)
-    helper = _run(_block_after("<!-- training helper"), tmp_path).stdout.splitlines()
+    _run(_block_after("<!-- training setup", ROOT / "docs" / "training.md"), tmp_path)
+    helper = _run(_block_after("<!-- training helper", ROOT / "docs" / "training.md"), tmp_path).stdout.splitlines()
     accuracy = float(helper[-1].split()[0])
     assert accuracy > 0.3  # 10 classes: chance is 0.1
     assert (tmp_path / "descendant" / "learning_curves.json").is_file()
-    trainer = _run(_block_after("<!-- training trainer"), tmp_path).stdout
+    trainer = _run(_block_after("<!-- training trainer", ROOT / "docs" / "training.md"), tmp_path).stdout
     assert "eval_accuracy" in trainer
+
+
+def test_docs_links_resolve():
+    # Every relative link of the README and the docs pages points at a file of the repository.
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to a missing {target}"
