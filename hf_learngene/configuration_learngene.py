@@ -6,6 +6,7 @@ the standard library and its sibling ``modeling_learngene.py``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -83,6 +84,61 @@ def resolve_layout(layout: str | None, num_new_layers: int | None, num_inherited
     return layout
 
 
+def _default_layer_indices(
+    layer_indices: list[int] | None, num_hidden_layers: int | None, layout: str | None, num_new_layers: int | None
+) -> list[int]:
+    """`layer_indices` as given, else as many first ancestry layers as the learngene needs."""
+    if layer_indices is not None:
+        return layer_indices
+    if layout is not None:
+        if not isinstance(layout, str) or LAYOUT_INHERITED not in layout.upper():
+            raise ValueError(
+                f"`layout` must be a string over {{L, R}} with at least one 'L' (inherited learngene layer), such "
+                f"as 'LLRR'; got {layout!r}."
+            )
+        return list(range(layout.upper().count(LAYOUT_INHERITED)))
+    if num_hidden_layers is None:
+        return list(range(12))
+    _check_positive_int("num_hidden_layers", num_hidden_layers)
+    num_inherited = num_hidden_layers - (num_new_layers if isinstance(num_new_layers, int) else 0)
+    if num_inherited < 1:
+        raise ValueError(
+            f"`num_hidden_layers` ({num_hidden_layers}) is the descendant's depth, so it must exceed `num_new_layers` "
+            f"({num_new_layers}) by at least one inherited layer."
+        )
+    return list(range(num_inherited))
+
+
+def _model_depth(num_hidden_layers: int | None, layout: str | None, num_inherited: int) -> int:
+    """The validated depth: `len(layout)` for a descendant config, the learngene's layer count otherwise."""
+    depth = num_inherited if layout is None else len(layout)
+    if num_hidden_layers is None or num_hidden_layers == depth:
+        return depth
+    _check_positive_int("num_hidden_layers", num_hidden_layers)
+    if num_hidden_layers == num_inherited:
+        # Written before num_hidden_layers became the descendant's depth: it counted the learngene layers.
+        return depth
+    raise ValueError(
+        f"`num_hidden_layers` ({num_hidden_layers}) must be the model's depth: "
+        + (
+            f"len(layout) = {depth} for the layout {layout!r}"
+            if layout is not None
+            else f"len(layer_indices) = {depth} for a learngene"
+        )
+        + ". Leave it out (it is derived), or change `layout` / `layer_indices`."
+    )
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def _init_fields(cls: type) -> set[str]:
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name != "self"}
+
+
 class LearngeneConfig(PretrainedConfig):
     r"""
     Configuration of a learngene (a few integral layers condensed out of a ViT ancestry model) and of the
@@ -118,9 +174,12 @@ class LearngeneConfig(PretrainedConfig):
         qkv_bias (`bool`, *optional*, defaults to `True`):
             Whether the query, key and value projections have a bias.
         layer_indices (`list[int]`, *optional*):
-            Indices of the ancestry layers kept, in order. Defaults to `range(num_hidden_layers)`.
+            Indices of the ancestry layers kept, in order. Defaults to one per `L` of `layout` when a layout is
+            given, else to `range(num_hidden_layers - num_new_layers)`, else to `range(12)`.
         num_hidden_layers (`int`, *optional*):
-            Number of learngene layers; derived from `layer_indices` when that is given.
+            Depth of the model the config describes: `len(layout)` for a descendant, `len(layer_indices)` for a
+            learngene. Derived when left out. A value equal to `len(layer_indices)` beside a longer `layout` (what
+            configs written before hf_learngene 0.2 store) is read as that layout's depth.
         ancestor_name_or_path (`str`, *optional*):
             Hub id of the ancestry model; for a local folder or an in-memory model, its name only (never a path).
         ancestor_revision (`str`, *optional*):
@@ -145,6 +204,10 @@ class LearngeneConfig(PretrainedConfig):
         new_layer_init (`str`, *optional*, defaults to `"trunc_normal"`):
             Initialisation of new layers: `"trunc_normal"` (transformers' ViT scheme) or `"mimetic"`
             (Trockman & Kolter 2023: attention initialised so that W_q W_k^T ~ I and W_v W_o ~ -I).
+
+    The geometry (`hidden_size` divisible by `num_attention_heads`, positive sizes, a known `hidden_act`) is
+    checked when a model is built from the config, so that partial configs can be written field by field; the
+    learngene and layout fields are checked here, also when they come as `from_pretrained` keyword arguments.
 
     Example:
 
@@ -188,12 +251,7 @@ class LearngeneConfig(PretrainedConfig):
         hf_learngene_version: str | None = None,
         **kwargs,
     ):
-        if hidden_size % num_attention_heads != 0:
-            raise ValueError(
-                f"`hidden_size` ({hidden_size}) must be divisible by `num_attention_heads` ({num_attention_heads})."
-            )
-        if layer_indices is None:
-            layer_indices = list(range(12 if num_hidden_layers is None else num_hidden_layers))
+        layer_indices = _default_layer_indices(layer_indices, num_hidden_layers, layout, num_new_layers)
         layer_indices = [int(i) for i in layer_indices]
         if not layer_indices:
             raise ValueError("`layer_indices` is empty: a learngene needs at least one ancestry layer.")
@@ -201,10 +259,6 @@ class LearngeneConfig(PretrainedConfig):
             raise ValueError(f"`layer_indices` {layer_indices} contains duplicates; each ancestry layer once.")
         if min(layer_indices) < 0:
             raise ValueError(f"`layer_indices` {layer_indices} contains negative indices.")
-        if num_hidden_layers is not None and num_hidden_layers != len(layer_indices):
-            raise ValueError(
-                f"`num_hidden_layers` ({num_hidden_layers}) must equal len(layer_indices) ({len(layer_indices)})."
-            )
         if ancestor_num_layers is None:
             ancestor_num_layers = max(layer_indices) + 1
         if max(layer_indices) >= ancestor_num_layers:
@@ -233,7 +287,6 @@ class LearngeneConfig(PretrainedConfig):
         self.num_channels = num_channels
         self.qkv_bias = qkv_bias
         self.layer_indices = layer_indices
-        self.num_hidden_layers = len(layer_indices)
         self.ancestor_name_or_path = ancestor_name_or_path
         self.ancestor_revision = ancestor_revision
         self.ancestor_commit = ancestor_commit
@@ -251,6 +304,7 @@ class LearngeneConfig(PretrainedConfig):
         if layout is not None or num_new_layers is not None:
             self.layout = resolve_layout(layout, num_new_layers, len(layer_indices))
             self.num_new_layers = None
+        self.num_hidden_layers = _model_depth(num_hidden_layers, self.layout, len(layer_indices))
         super().__init__(**kwargs)
         current = _library_version()
         if hf_learngene_version and current and hf_learngene_version != current:
@@ -259,6 +313,28 @@ class LearngeneConfig(PretrainedConfig):
     def geometry(self) -> dict[str, Any]:
         """The ViT geometry fields (`GEOMETRY_FIELDS`), e.g. to build a scratch model of the same shape."""
         return {name: getattr(self, name) for name in GEOMETRY_FIELDS}
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> LearngeneConfig:
+        """`PretrainedConfig.from_dict`, with the keyword arguments that are fields of this config passed to
+        `__init__` (transformers sets them with `setattr` after construction, which would skip their validation)."""
+        fields = _init_fields(cls)
+        given = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
+        config_dict = dict(config_dict)
+        if given.keys() & {"layout", "num_new_layers", "layer_indices"} and "num_hidden_layers" not in given:
+            # The stored depth belongs to the stored layout; the one given now defines it again.
+            config_dict.pop("num_hidden_layers", None)
+        if "num_new_layers" in given and "layout" not in given:
+            # "All learngene layers, then n new ones" replaces a stored descendant layout.
+            config_dict.pop("layout", None)
+        labels_stored = any(config_dict.get(key) is not None for key in ("num_labels", "id2label"))
+        labels_passed = "num_labels" in kwargs or kwargs.get("id2label") is not None
+        config_dict.update(given)
+        loaded = super().from_dict(config_dict, **kwargs)
+        if given.keys() & {"layout", "num_new_layers"} and not (labels_stored or labels_passed):
+            # A layout passed while growing a descendant from a bare learngene does not size the head.
+            (loaded[0] if isinstance(loaded, tuple) else loaded)._labels_given = False
+        return loaded
 
     def resolved_layout(self) -> str:
         """The validated descendant layout (all learngene layers and no new one when none was set)."""

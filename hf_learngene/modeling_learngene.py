@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,12 +24,15 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import logging
 
-from .configuration_learngene import LAYOUT_INHERITED, LearngeneConfig
+from .configuration_learngene import LAYOUT_INHERITED, NEW_LAYER_INITS, LearngeneConfig, _model_depth
 
 logger = logging.get_logger(__name__)
 
+# Keyword arguments of transformers' shared classification loss that callers (the Trainer) pass to forward.
+_LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
 
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
@@ -103,38 +107,106 @@ class LearngeneEmbeddings(nn.Module):
         return self.dropout(embeddings)
 
 
+def _eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention written out, returning the attention probabilities: `(batch, seq, heads, head_dim)` output
+    and `(batch, heads, query_len, key_len)` weights, the signature of transformers' attention interface."""
+    scores = torch.matmul(query, key.transpose(-2, -1)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    # Softmax in fp32 so that bf16 / fp16 rows still sum to one.
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def _plain_tensor(tensor: torch.Tensor | None) -> bool:
+    return tensor is None or type(tensor) in (nn.Parameter, torch.Tensor)
+
+
+def _can_fuse(projections: tuple[nn.Module, ...]) -> bool:
+    """Whether reading the projections' weights directly computes exactly what calling them computes.
+
+    Only plain `nn.Linear`s (exact type: a peft LoRA layer, a quantized or FSDP2-sharded Linear is another class)
+    holding plain tensors (not a DTensor or a quantized tensor subclass), with no hooks (DeepSpeed ZeRO-3 gathers
+    weights in one, users capture features with them), and all with or all without a bias.
+    """
+    with_bias = projections[0].bias is not None
+    for proj in projections:
+        if type(proj) is not nn.Linear or (proj.bias is not None) != with_bias:
+            return False
+        if not (_plain_tensor(proj.weight) and _plain_tensor(proj.bias)):
+            return False
+        if proj._forward_pre_hooks or proj._forward_hooks or proj._backward_hooks or proj._backward_pre_hooks:
+            return False
+    return True
+
+
 class LearngeneAttention(nn.Module):
-    """Multi-head self-attention through `scaled_dot_product_attention`.
+    """Multi-head self-attention through transformers' attention interface (`config._attn_implementation`: `"sdpa"`
+    by default, `"eager"`, which returns the attention weights, or any kernel registered in
+    `ALL_ATTENTION_FUNCTIONS`, such as `"flash_attention_2"` where it is installed).
 
     Query, key and value are stored as three projections (the names transformers' ViT uses, so checkpoints map
-    one to one) and computed as one matmul of their concatenated weights: one larger GEMM instead of three, one
-    GEMM for the input gradient instead of three plus two sums. The projection output is split on its last
-    dimension, so query, key and value reach SDPA as strided views (no copy; the flash and memory-efficient GPU
-    kernels accept them) and their gradients flow back into one buffer.
+    one to one). When all three are plain `nn.Linear`s they are computed as one matmul of their concatenated
+    weights: one larger GEMM instead of three, one GEMM for the input gradient instead of three plus two sums. The
+    projection output is split on its last dimension, so query, key and value reach the kernel as strided views (no
+    copy; the flash and memory-efficient GPU kernels accept them) and their gradients flow back into one buffer.
+    Anything else (peft LoRA layers, FSDP2-sharded or quantized Linears, hooked modules) is called as a module.
     """
 
     def __init__(self, config: LearngeneConfig):
         super().__init__()
+        # The attention interface reads the kernel choice (and flash attention its settings) from `module.config`.
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def _fused_projection(
-        self, hidden_states: torch.Tensor, projections: tuple[nn.Linear, ...]
+        self, hidden_states: torch.Tensor, projections: tuple[nn.Module, ...]
     ) -> tuple[torch.Tensor, ...]:
+        if not _can_fuse(projections):
+            return tuple(proj(hidden_states) for proj in projections)
         weight = torch.cat([proj.weight for proj in projections])
         bias = None if projections[0].bias is None else torch.cat([proj.bias for proj in projections])
-        return F.linear(hidden_states, weight, bias).split(hidden_states.shape[-1], dim=-1)
+        return F.linear(hidden_states, weight, bias).split(projections[0].out_features, dim=-1)
+
+    def _attention_function(self, output_attentions: bool) -> Callable:
+        # A layer built outside a PreTrainedModel has no implementation chosen yet: it runs SDPA.
+        implementation = self.config._attn_implementation or "sdpa"
+        if output_attentions and implementation != "eager":
+            raise ValueError(
+                f"`output_attentions=True` needs the attention weights, which the {implementation!r} attention "
+                'implementation does not return. Load the model with `attn_implementation="eager"` (e.g. '
+                '`from_pretrained(path, attn_implementation="eager")`) or call '
+                '`model.set_attn_implementation("eager")` first.'
+            )
+        if implementation == "eager":
+            return _eager_attention_forward
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, _eager_attention_forward)
 
     def _heads(self, states: torch.Tensor) -> torch.Tensor:
         # (batch, seq, hidden) -> (batch, heads, seq, head_dim), a view.
         return states.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
 
-    def forward(self, hidden_states: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, cls_only: bool = False, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
             hidden_states (`torch.Tensor` of shape `(batch, seq, hidden)`):
@@ -142,21 +214,31 @@ class LearngeneAttention(nn.Module):
             cls_only (`bool`, *optional*, defaults to `False`):
                 Attend from the first (CLS) token only: keys and values still come from every token, the output
                 has shape `(batch, 1, hidden)` and equals the first row of the full output.
+            output_attentions (`bool`, *optional*, defaults to `False`):
+                Require the attention weights (only the `"eager"` implementation computes them; others raise).
+
+        Returns:
+            `tuple(torch.Tensor, torch.Tensor | None)`: the attention output `(batch, seq, hidden)` and the attention
+            weights `(batch, heads, seq, seq)` when the implementation returns them (`"eager"`), else `None`.
         """
+        attention = self._attention_function(output_attentions)
         if cls_only:
             query = self.q_proj(hidden_states[:, :1])
             key, value = self._fused_projection(hidden_states, (self.k_proj, self.v_proj))
         else:
             query, key, value = self._fused_projection(hidden_states, (self.q_proj, self.k_proj, self.v_proj))
-        attn = F.scaled_dot_product_attention(
+        attn, weights = attention(
+            self,
             self._heads(query),
             self._heads(key),
             self._heads(value),
-            dropout_p=self.dropout if self.training else 0.0,
+            None,
+            dropout=self.dropout if self.training else 0.0,
+            scaling=self.scaling,
         )
-        # SDPA's CPU and GPU kernels return (batch, seq, heads, head_dim) memory seen as (batch, heads, seq,
-        # head_dim), so this transpose + flatten is a view, not a copy.
-        return self.o_proj(attn.transpose(1, 2).flatten(2))
+        # The kernels return (batch, seq, heads, head_dim); SDPA's CPU and GPU kernels already lay their output out
+        # that way, so this flatten is a view, not a copy.
+        return self.o_proj(attn.flatten(2)), weights
 
 
 class LearngeneMLP(nn.Module):
@@ -182,7 +264,9 @@ class LearngeneLayer(GradientCheckpointingLayer):
         self.mlp = LearngeneMLP(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, cls_only: bool = False, output_attentions: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             hidden_states (`torch.Tensor` of shape `(batch, seq, hidden)`):
@@ -192,11 +276,19 @@ class LearngeneLayer(GradientCheckpointingLayer):
                 value, but the query, output projection and MLP run on one token instead of `seq`. For the last
                 layer of a classifier that reads the CLS token this gives the same logits with most of that layer's
                 work skipped.
+            output_attentions (`bool`, *optional*, defaults to `False`):
+                Also return the attention weights `(batch, heads, seq, seq)` (needs the `"eager"` implementation).
+
+        Returns:
+            `torch.Tensor` (the layer output), or `(output, attention_weights)` when `output_attentions=True`.
         """
         residual = hidden_states[:, :1] if cls_only else hidden_states
-        attn = self.attention(self.layernorm_before(hidden_states), cls_only=cls_only)
+        attn, weights = self.attention(
+            self.layernorm_before(hidden_states), cls_only=cls_only, output_attentions=output_attentions
+        )
         hidden_states = residual + self.dropout(attn)
-        return hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+        hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+        return (hidden_states, weights) if output_attentions else hidden_states
 
 
 def _mimetic_init_(attention: LearngeneAttention, generator: torch.Generator | None = None) -> None:
@@ -224,6 +316,52 @@ def _mimetic_init_(attention: LearngeneAttention, generator: torch.Generator | N
     init.copy_(attention.o_proj.weight, right.to(dtype))
 
 
+def _check_buildable(config: LearngeneConfig) -> None:
+    """The geometry checks `LearngeneConfig` leaves to model construction (a config may be partial until then)."""
+    for name in ("hidden_size", "num_attention_heads", "intermediate_size", "num_channels"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer to build a model, got {value!r}.")
+    if config.hidden_size % config.num_attention_heads != 0:
+        divisors = [h for h in range(1, min(config.hidden_size, 64) + 1) if config.hidden_size % h == 0]
+        raise ValueError(
+            f"`hidden_size` ({config.hidden_size}) must be divisible by `num_attention_heads` "
+            f"({config.num_attention_heads}): change one of them (heads that divide {config.hidden_size}: "
+            f"{divisors})."
+        )
+    for name in ("image_size", "patch_size"):
+        value = getattr(config, name)
+        pair = _pair(value)
+        if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
+            raise ValueError(f"`{name}` must be a positive integer or a (height, width) pair, got {value!r}.")
+    if any(p > i for p, i in zip(_pair(config.patch_size), _pair(config.image_size), strict=True)):
+        raise ValueError(
+            f"`patch_size` ({config.patch_size}) is larger than `image_size` ({config.image_size}): the image "
+            "would have no patch. Use a smaller patch or a larger image."
+        )
+    if not isinstance(config.hidden_act, str) or config.hidden_act not in ACT2FN:
+        raise ValueError(
+            f"`hidden_act` {config.hidden_act!r} is not an activation transformers knows; use one of "
+            f"{sorted(ACT2FN)[:12]}... (e.g. 'gelu')."
+        )
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"`{name}` must be a probability in [0, 1], got {value!r}.")
+    if config.new_layer_init not in NEW_LAYER_INITS:
+        raise ValueError(f"`new_layer_init` must be one of {NEW_LAYER_INITS}, got {config.new_layer_init!r}.")
+
+
+def _check_forward_kwargs(model: nn.Module, kwargs: dict, accepted: tuple[str, ...]) -> None:
+    # Swallowing an unknown argument (`output_attentions` once was) would hide a feature the model lacks.
+    unexpected = sorted(set(kwargs) - set(accepted))
+    if unexpected:
+        raise TypeError(
+            f"{type(model).__name__}.forward() got unexpected keyword argument(s) {unexpected}"
+            + (f"; besides its named arguments it accepts only {list(accepted)}." if accepted else ".")
+        )
+
+
 class LearngenePreTrainedModel(PreTrainedModel):
     config_class = LearngeneConfig
     config: LearngeneConfig
@@ -233,6 +371,13 @@ class LearngenePreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["LearngeneEmbeddings", "LearngeneLayer"]
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: LearngeneConfig, *inputs, **kwargs):
+        _check_buildable(config)
+        super().__init__(config, *inputs, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -315,9 +460,11 @@ class LearngeneModel(LearngenePreTrainedModel):
     ```"""
 
     def __init__(self, config: LearngeneConfig):
+        # A learngene runs one layer per kept ancestry layer; inside a descendant the config's depth is the layout's.
+        _model_depth(config.num_hidden_layers, config.layout, len(config.layer_indices))
         super().__init__(config)
         self.embeddings = LearngeneEmbeddings(config)
-        self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(len(config.layer_indices))])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
@@ -329,6 +476,7 @@ class LearngeneModel(LearngenePreTrainedModel):
         pixel_values: torch.Tensor,
         interpolate_pos_encoding: bool = False,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutput | tuple:
@@ -340,21 +488,33 @@ class LearngeneModel(LearngenePreTrainedModel):
                 Interpolate the position embeddings for inputs of another resolution.
             output_hidden_states (`bool`, *optional*):
                 Also return the embedding output and the output of every layer (before the final LayerNorm).
+            output_attentions (`bool`, *optional*):
+                Also return every layer's attention weights `(batch, heads, seq, seq)`; needs
+                `attn_implementation="eager"` (other implementations raise a `ValueError` saying so).
+            return_dict (`bool`, *optional*):
+                Return a [`~transformers.modeling_outputs.BaseModelOutput`] (default) instead of a tuple.
         """
+        _check_forward_kwargs(self, kwargs, ())
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         hidden_states = self.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
         all_hidden = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states)
+            if output_attentions:
+                hidden_states, weights = layer(hidden_states, output_attentions=True)
+                all_attentions = all_attentions + (weights,)
+            else:
+                hidden_states = layer(hidden_states)
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
         hidden_states = self.layernorm(hidden_states)
         if not return_dict:
-            return tuple(v for v in (hidden_states, all_hidden) if v is not None)
-        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden)
+            return tuple(v for v in (hidden_states, all_hidden, all_attentions) if v is not None)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attentions)
 
 
 class DescendantForImageClassification(LearngenePreTrainedModel):
@@ -380,6 +540,8 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
             )
         config.layout = config.resolved_layout()
         config.num_new_layers = None
+        # The layout may have been set after the config was built: the depth follows it.
+        config.num_hidden_layers = _model_depth(config.num_hidden_layers, config.layout, len(config.layer_indices))
         super().__init__(config)
         self.num_labels = config.num_labels
         self.learngene = LearngeneModel(config)
@@ -406,6 +568,7 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         labels: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> ImageClassifierOutput | tuple:
@@ -413,33 +576,55 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch, channels, height, width)`):
                 Images, normalised as the learngene's image processor does.
-            labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
-                Class indices in `[0, num_labels)`; the cross-entropy `loss` is returned when given.
+            labels (`torch.Tensor`, *optional*):
+                Targets; the `loss` is returned when given, computed in float32 by transformers' shared loss for
+                `config.problem_type` (inferred on the first call when unset, as `ViTForImageClassification` does):
+                `"single_label_classification"` (integer class indices of shape `(batch,)`, cross-entropy),
+                `"multi_label_classification"` (float multi-hot targets of shape `(batch, num_labels)`, BCE with
+                logits) or `"regression"` (float targets, mean squared error; `num_labels=1` infers it).
             interpolate_pos_encoding (`bool`, *optional*, defaults to `False`):
                 Interpolate the position embeddings for inputs of another resolution.
+            output_hidden_states (`bool`, *optional*):
+                Also return the embedding output and the output of every layer in forward order.
+            output_attentions (`bool`, *optional*):
+                Also return every layer's attention weights `(batch, heads, seq, seq)` in forward order; needs
+                `attn_implementation="eager"` (other implementations raise a `ValueError` saying so).
+            return_dict (`bool`, *optional*):
+                Return an [`~transformers.modeling_outputs.ImageClassifierOutput`] (default) instead of a tuple.
+            kwargs:
+                Loss arguments transformers passes (`num_items_in_batch` from the `Trainer`, `ignore_index`).
         """
+        _check_forward_kwargs(self, kwargs, _LOSS_KWARGS)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         hidden_states = self.learngene.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
         all_hidden = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
         layers = self.descendant_layers()
         for position, layer in enumerate(layers):
-            # Only the CLS token of the last layer reaches the classifier: unless every hidden state is asked for,
-            # that layer updates the CLS token alone (same logits, less work).
-            cls_only = not output_hidden_states and position == len(layers) - 1
-            hidden_states = layer(hidden_states, cls_only=cls_only)
+            # Only the CLS token of the last layer reaches the classifier: unless every hidden state or attention
+            # map is asked for, that layer updates the CLS token alone (same logits, less work).
+            cls_only = not (output_hidden_states or output_attentions) and position == len(layers) - 1
+            if output_attentions:
+                hidden_states, weights = layer(hidden_states, cls_only=cls_only, output_attentions=True)
+                all_attentions = all_attentions + (weights,)
+            else:
+                hidden_states = layer(hidden_states, cls_only=cls_only)
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
         hidden_states = self.learngene.layernorm(hidden_states)
         logits = self.classifier(hidden_states[:, 0])
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.float(), labels.to(logits.device).view(-1))
+            # The loss is computed in float32 whatever the compute dtype, targets included.
+            labels = labels.float() if labels.is_floating_point() else labels
+            loss = self.loss_function(labels, logits.float(), self.config, **kwargs)
         if not return_dict:
-            return tuple(v for v in (loss, logits, all_hidden) if v is not None)
-        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden)
+            return tuple(v for v in (loss, logits, all_hidden, all_attentions) if v is not None)
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
 
 
 __all__ = [

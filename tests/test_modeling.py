@@ -321,14 +321,15 @@ def test_wrong_image_size(learngene_dir):
 
 
 def test_config_validation():
+    # Geometry is checked where the model is built, so that a config may be written field by field.
     with pytest.raises(ValueError, match="divisible"):
-        LearngeneConfig(hidden_size=30, num_attention_heads=4)
+        LearngeneModel(LearngeneConfig(hidden_size=30, num_attention_heads=4))
     with pytest.raises(ValueError, match="out of range"):
         LearngeneConfig(layer_indices=[0, 5], ancestor_num_layers=4)
     with pytest.raises(ValueError, match="new_layer_init"):
         LearngeneConfig(new_layer_init="zeros")
     config = LearngeneConfig(layer_indices=[2, 5], ancestor_num_layers=6, num_new_layers=1, num_labels=3)
-    assert config.num_hidden_layers == 2
+    assert config.num_hidden_layers == 3  # the descendant's depth, len(layout)
     assert config.layout == "LLR"
 
 
