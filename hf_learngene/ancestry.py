@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from .configuration_learngene import GEOMETRY_FIELDS, LearngeneConfig
-from .data import load_image_processor
+from .data import default_image_processor, load_image_processor
 from .modeling_learngene import LearngeneModel
 from .utils import is_hub_id
 
@@ -77,6 +78,7 @@ class Ancestor:
     layer_indices: list[int] = field(default_factory=list)
     commit: str | None = None
     weights_sha256: str | None = None
+    image_processor_is_default: bool = False
 
     @property
     def num_layers(self) -> int:
@@ -148,10 +150,16 @@ class Ancestor:
 
 def validate_layer_indices(layer_indices, num_layers: int) -> list[int]:
     """Check layer positions against an ancestor depth; returns them as a list of ints."""
-    try:
-        indices = [int(i) for i in layer_indices]
-    except (TypeError, ValueError):
-        raise ValueError(f"Layer indices must be integers, got {layer_indices!r}.") from None
+    # Integers only: a float, a string ("13" is not [1, 3]) or a bool is a mistake, not something to coerce.
+    if isinstance(layer_indices, (str, bytes)) or not hasattr(layer_indices, "__iter__"):
+        raise ValueError(f"Layer indices must be a list of integers such as [0, 1, 11], got {layer_indices!r}.")
+    layer_indices = list(layer_indices)
+    bad_types = [i for i in layer_indices if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
+    if bad_types:
+        raise ValueError(
+            f"Layer indices must be integers such as [0, 1, 11]; {bad_types!r} in {layer_indices!r} are not."
+        )
+    indices = [int(i) for i in layer_indices]
     if not indices:
         raise ValueError("No layers selected: pass at least one ancestry layer index.")
     if len(set(indices)) != len(indices):
@@ -206,6 +214,12 @@ def _read_safetensors(name_or_path: str, hub_kwargs: dict) -> tuple[dict[str, to
         if index:
             with open(index) as f:
                 shards = sorted(set(json.load(f)["weight_map"].values()))
+            outside = [s for s in shards if os.path.isabs(s) or ".." in s.replace("\\", "/").split("/")]
+            if outside:
+                raise OSError(
+                    f"The shard index of {name_or_path!r} names files outside the checkpoint folder {outside[:3]}; "
+                    "refusing to read them. Re-save the checkpoint with save_pretrained."
+                )
             files = [fetch(shard) for shard in shards]
     if not files or not all(files):
         pickled = fetch("pytorch_model.bin")
@@ -307,6 +321,10 @@ def load_ancestor(ancestor, *, revision: str | None = None, **hub_kwargs) -> Anc
             f"`ancestor` must be a Hub id, a local folder or a loaded ViTModel / ViTForImageClassification, "
             f"got {type(ancestor).__name__}."
         )
+    if result.image_processor is None:
+        # A learngene must carry a processor so that pipelines work on its descendants; the card says it is a default.
+        result.image_processor = default_image_processor(result.config)
+        result.image_processor_is_default = True
     result.layer_indices = _layer_positions(result.state_dict)
     if not result.layer_indices:
         raise ValueError(f"No transformer layers found in the ancestor {result.name_or_path!r}.")

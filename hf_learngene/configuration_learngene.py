@@ -331,9 +331,13 @@ class LearngeneConfig(PretrainedConfig):
         labels_passed = "num_labels" in kwargs or kwargs.get("id2label") is not None
         config_dict.update(given)
         loaded = super().from_dict(config_dict, **kwargs)
-        if given.keys() & {"layout", "num_new_layers"} and not (labels_stored or labels_passed):
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        if labels_passed:
+            # `num_labels=` or `id2label=` sizes the head (transformers sets them after construction).
+            config._labels_given = True
+        elif given.keys() & {"layout", "num_new_layers"} and not labels_stored:
             # A layout passed while growing a descendant from a bare learngene does not size the head.
-            (loaded[0] if isinstance(loaded, tuple) else loaded)._labels_given = False
+            config._labels_given = False
         return loaded
 
     def resolved_layout(self) -> str:

@@ -197,23 +197,57 @@ def load_image_processor(name_or_path: str | os.PathLike, hub_kwargs: dict[str, 
         return processor_class.from_pretrained(name_or_path, **hub_kwargs)
 
 
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Scale 16-bit, 32-bit integer and float grayscale images to 8 bits (PIL's own conversion clips them at 255, so a
+    16-bit image would come out almost all white)."""
+    if image.mode not in _WIDE_MODES:
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top = 1.0 if array.size and np.nanmax(array) <= 1.0 else 255.0
+    elif image.mode.startswith("I;16") or (array.size and array.max() > 255):
+        top = 65535.0
+    else:
+        top = 255.0
+    return Image.fromarray(np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8), mode="L")
+
+
 def _to_pil(image) -> Image.Image:
     if isinstance(image, Image.Image):
-        return image
+        return _to_8bit(image)
     if isinstance(image, dict) and (image.get("bytes") is not None or image.get("path")):
-        return ImageFeature().decode_example(image)
+        return _to_8bit(ImageFeature().decode_example(image))
     if isinstance(image, torch.Tensor):
         image = image.numpy()
     array = np.asarray(image)
     if array.dtype != np.uint8:
-        # Float images in [0, 1] are scaled; anything else is clipped into the byte range.
-        array = array * 255.0 if array.size and array.max() <= 1.0 else array
-        array = np.clip(array, 0, 255).astype(np.uint8)
+        # Floats in [0, 1] and 16-bit integers are scaled to the byte range; anything else is clipped into it.
+        if np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0:
+            array = array * 255.0
+        elif array.dtype == np.uint16 or (np.issubdtype(array.dtype, np.integer) and array.size and array.max() > 255):
+            array = array / 65535.0 * 255.0
+        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
     if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
         array = array.transpose(1, 2, 0)  # channels first -> last
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return Image.fromarray(array)
+
+
+def _decode(image) -> Image.Image:
+    """`_to_pil`, with the file named when it cannot be read (a corrupt or truncated PNG, say)."""
+    try:
+        image = _to_pil(image)
+        image.load()
+        return image
+    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        where = image.get("path") if isinstance(image, dict) else None
+        raise ValueError(
+            f"Could not read the image {where or '(in memory)'}: {error}. Remove or replace the file, then run again."
+        ) from error
 
 
 def _random_resized_crop(
@@ -335,6 +369,10 @@ def prepare_dataset(
     elif dataset.features[label_column].dtype == "string":
         label2id = label_maps(dataset, label_column)[1]
     mode = "RGB" if num_channels == 3 else "L"
+    image_feature = dataset.features[image_column]
+    if isinstance(image_feature, ImageFeature) and image_feature.decode:
+        # Decoded here rather than by `datasets`, so that a file that cannot be read is named in the error.
+        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
 
     def to_label(value) -> int:
         label = label2id[str(value)] if label2id is not None else int(value)
@@ -346,7 +384,7 @@ def prepare_dataset(
         return label
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
-        images = [_to_pil(image).convert(mode) for image in batch[image_column]]
+        images = [_decode(image).convert(mode) for image in batch[image_column]]
         if train:
             images = [_augment(image, horizontal_flip, crop_scale) for image in images]
         pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -31,8 +32,14 @@ from .configuration_learngene import LAYOUT_INHERITED, NEW_LAYER_INITS, Learngen
 
 logger = logging.get_logger(__name__)
 
+DESCENDANT_ARCHITECTURE = "DescendantForImageClassification"
+# What a descendant adds to the learngene it inherits (never part of a learngene checkpoint).
+_NEW_PREFIXES = ("new_layers.", "classifier.")
+# Hub tags of every learngene and descendant; the Trainer copies them into the cards it writes.
+MODEL_TAGS = ("hf_learngene", "learngene")
 # Keyword arguments of transformers' shared classification loss that callers (the Trainer) pass to forward.
 _LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
+
 
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
@@ -378,6 +385,8 @@ class LearngenePreTrainedModel(PreTrainedModel):
     def __init__(self, config: LearngeneConfig, *inputs, **kwargs):
         _check_buildable(config)
         super().__init__(config, *inputs, **kwargs)
+        # Instance attribute: `add_model_tags` appends to it in place.
+        self.model_tags = list(MODEL_TAGS)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -413,14 +422,18 @@ class LearngenePreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; with hf_learngene loaded, also the image processor and the condensing
-        report saved beside the weights."""
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing checkpoints whose inherited weights are missing or whose layers
+        do not match the config; with hf_learngene loaded, also the image processor and the condensing report saved
+        beside the weights."""
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        _check_loaded_weights(model, info, pretrained_model_name_or_path)
         hooks = _serialization_hooks()
         if hooks is not None:
-            # With output_loading_info=True transformers returns (model, info).
-            hooks.after_load(loaded[0] if isinstance(loaded, tuple) else loaded, pretrained_model_name_or_path, kwargs)
-        return loaded
+            hooks.after_load(model, pretrained_model_name_or_path, kwargs)
+        return (model, info) if wants_info else model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`; with hf_learngene loaded, also the image processor, the model card and
@@ -437,6 +450,32 @@ class LearngenePreTrainedModel(PreTrainedModel):
         if hooks is None:
             return super().push_to_hub(repo_id, *args, **kwargs)
         return hooks.push_to_hub(self, repo_id, *args, **kwargs)
+
+
+def _check_loaded_weights(model: PreTrainedModel, info: dict, source) -> None:
+    """Refuse a checkpoint that would leave inherited weights random or drop some: every embedding, learngene layer
+    and the final LayerNorm must come from the checkpoint, and the checkpoint may hold no layer the config lacks. A
+    descendant grown from a bare learngene gets its new layers and head initialised; they are listed in the loading
+    info (`missing_keys`) and logged."""
+    prefix = f"{model.base_model_prefix}." if isinstance(model, DescendantForImageClassification) else ""
+    missing = sorted(info.get("missing_keys") or [])
+    inherited_missing = [key for key in missing if key.startswith(prefix) and not key.startswith(_NEW_PREFIXES)]
+    extra_layers = sorted(k for k in info.get("unexpected_keys") or [] if re.search(r"(^|\.)layers\.\d+\.", k))
+    if inherited_missing or extra_layers:
+        layers = len(model.config.layer_indices)
+        raise OSError(
+            f"The checkpoint {os.fspath(source)!r} does not match its config ({layers} learngene layers, ancestry "
+            f"layers {list(model.config.layer_indices)}): "
+            + (f"missing inherited weights {inherited_missing[:4]}" if inherited_missing else "")
+            + ("; " if inherited_missing and extra_layers else "")
+            + (f"weights of layers the config does not have {extra_layers[:4]}" if extra_layers else "")
+            + ". Loading it would leave inherited layers random or drop some. Re-save the learngene (or descendant) "
+            "from its source, or fix `layer_indices` in config.json."
+        )
+    new = sorted(set(getattr(model, "_new_weights_from_learngene", ())))
+    if new:
+        info["missing_keys"] = type(info.get("missing_keys") or set())(sorted(set(missing) | set(new)))
+        logger.info(f"Initialised the descendant's new weights (not in the learngene checkpoint): {new}")
 
 
 def _serialization_hooks():
@@ -530,8 +569,6 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
     ... )
     ```"""
 
-    _keys_to_ignore_on_load_missing = [r"^new_layers\.", r"^classifier\."]
-
     def __init__(self, config: LearngeneConfig):
         if not getattr(config, "_labels_given", True):
             raise ValueError(
@@ -542,12 +579,22 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         config.num_new_layers = None
         # The layout may have been set after the config was built: the depth follows it.
         config.num_hidden_layers = _model_depth(config.num_hidden_layers, config.layout, len(config.layer_indices))
+        if isinstance(config.num_labels, bool) or not isinstance(config.num_labels, int) or config.num_labels < 1:
+            raise ValueError(
+                f"`num_labels` must be an integer >= 1 (1 means regression), got {config.num_labels!r}; pass "
+                "num_labels=<number of classes> or id2label={0: 'cat', 1: 'dog', ...}."
+            )
         super().__init__(config)
         self.num_labels = config.num_labels
         self.learngene = LearngeneModel(config)
         num_new = len(config.layout) - config.layout.count(LAYOUT_INHERITED)
         self.new_layers = nn.ModuleList([LearngeneLayer(config, is_new=True) for _ in range(num_new)])
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        if DESCENDANT_ARCHITECTURE not in (config.architectures or []):
+            # Grown from a bare learngene (or built fresh): the new layers and the head are expected to be missing
+            # from a checkpoint, so transformers does not warn; `from_pretrained` still lists them as new.
+            self._keys_to_ignore_on_load_missing = [r"^new_layers\.", r"^classifier\."]
+            self._new_weights_from_learngene = [name for name in self.state_dict() if name.startswith(_NEW_PREFIXES)]
         self.post_init()
 
     @property

@@ -173,9 +173,35 @@ _CONFIG_KEYS = {
 # Save, load and push
 
 
+# Every checkpoint's remote code can build both classes: a learngene's grows descendants where hf_learngene is not
+# installed (`AutoModelForImageClassification.from_pretrained(..., trust_remote_code=True, num_labels=...)`).
+_AUTO_MAP = {
+    "AutoConfig": "configuration_learngene.LearngeneConfig",
+    "AutoModel": "modeling_learngene.LearngeneModel",
+    "AutoModelForImageClassification": "modeling_learngene.DescendantForImageClassification",
+}
+
+
+def _complete_auto_map(model, folder: str | os.PathLike) -> None:
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(os.path.join(folder, "modeling_learngene.py")) or not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    if config.get("auto_map") == {**config.get("auto_map", {}), **_AUTO_MAP}:
+        return
+    config["auto_map"] = {**config.get("auto_map", {}), **_AUTO_MAP}
+    model.config.auto_map = dict(config["auto_map"])
+    scratch = f"{path}.tmp-{os.getpid()}"
+    with open(scratch, "w", encoding="utf-8") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(scratch, path)
+
+
 def save_extras(model, folder: str | os.PathLike, repo_id: str | None = None) -> None:
     """Write the image processor, the condensing report and heatmap (learngenes that have one) and the model card
-    into `folder`, which already holds the saved weights and config."""
+    into `folder`, which already holds the saved weights and config; complete the remote-code `auto_map`."""
+    _complete_auto_map(model, folder)
     processor = getattr(model, "image_processor", None)
     if processor is not None:
         processor.save_pretrained(folder)

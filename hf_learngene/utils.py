@@ -105,23 +105,50 @@ def default_cache_dir() -> str:
     return os.path.join(constants.HF_HOME, "hf_learngene")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_orphans(parent: str, name: str) -> None:
+    """Clean up after earlier writes to `name` whose process is gone (killed mid-write): a previous folder moved aside
+    but never replaced goes back in place; scratch folders are removed."""
+    target = os.path.join(parent, name)
+    for entry in sorted(os.listdir(parent)):
+        match = re.fullmatch(rf"\.(tmp|old)-{re.escape(name)}-(\d+)-[^/]+", entry)
+        if not match or _pid_alive(int(match.group(2))):
+            continue
+        orphan = os.path.join(parent, entry)
+        previous = os.path.join(orphan, "previous")
+        if match.group(1) == "old" and os.path.isdir(previous) and not os.path.exists(target):
+            os.replace(previous, target)
+        shutil.rmtree(orphan, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_folder(target: str | os.PathLike, *, replace: bool = False) -> Iterator[str]:
     """Write a folder all at once: yields a fresh temporary folder beside `target`; when the block ends without an
     error it takes `target`'s place with a rename (the old folder, with `replace=True`, is moved aside first and
-    deleted only after the new one is in place). On an error, or a kill, `target` is left as it was and the
-    temporary folder is removed (or, after a kill, left under a `.tmp-` name that never shadows `target`).
+    deleted only after the new one is in place). On an error `target` is left as it was and the temporary folder is
+    removed. A kill leaves `target` as it was (or, in the instant between the two renames, the old folder under a
+    `.old-` name beside it); the next write to the same target removes such leftovers.
     """
     target = os.path.abspath(os.fspath(target))
-    parent = os.path.dirname(target)
+    parent, name = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
     if os.path.exists(target) and not replace:
         raise FileExistsError(f"{target} exists; pass replace=True to replace it.")
-    scratch = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(target)}-", dir=parent)
+    _remove_orphans(parent, name)
+    scratch = tempfile.mkdtemp(prefix=f".tmp-{name}-{os.getpid()}-", dir=parent)
     try:
         yield scratch
         if os.path.exists(target):
-            old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(target)}-", dir=parent)
+            old = tempfile.mkdtemp(prefix=f".old-{name}-{os.getpid()}-", dir=parent)
             os.replace(target, os.path.join(old, "previous"))
             os.replace(scratch, target)
             shutil.rmtree(old, ignore_errors=True)

@@ -126,3 +126,42 @@ def test_condense_push_inherit_train_push_pipeline(local_hub, tmp_path):
         expected = trained(**inputs).logits.softmax(-1)[0]
     best = max(predictions, key=lambda p: p["score"])
     assert best["score"] == pytest.approx(expected.max().item(), abs=1e-5)
+
+
+def test_plain_trainer_push_keeps_the_lineage(local_hub, tmp_path):
+    # Users push with transformers' own Trainer: its generic card must still carry the lineage (tags, base_model).
+    from transformers import Trainer, TrainingArguments
+
+    from hf_learngene.data import collate_fn, prepare_dataset
+
+    _learngene().push_to_hub("org/vit-learngene")
+    digits = load_digits_dataset(classes=[0, 1]).select(range(32))
+    model = DescendantForImageClassification.from_pretrained("org/vit-learngene", num_labels=2, num_new_layers=1)
+    args = TrainingArguments(
+        tmp_path / "plain", num_train_epochs=1, per_device_train_batch_size=16, report_to="none", push_to_hub=True,
+        hub_model_id="org/plain-descendant", save_strategy="no", remove_unused_columns=False, disable_tqdm=True,
+    )  # fmt: skip
+    prepared = prepare_dataset(digits, model.image_processor, num_channels=3, num_labels=2)
+    trainer = Trainer(model=model, args=args, train_dataset=prepared, data_collator=collate_fn)
+    trainer.train()
+    trainer.push_to_hub()
+    card = _card(local_hub, "org/plain-descendant")
+    assert {"hf_learngene", "learngene"} <= set(card.data.tags)
+    assert card.data.base_model == "org/vit-learngene"
+    config = json.loads(local_hub.read_file("org/plain-descendant", "config.json"))
+    assert config["layout"] == "LLR" and config["layer_indices"] == [0, 1]
+
+
+def test_learngene_of_an_in_memory_ancestor_serves_a_pipeline(local_hub, tmp_path):
+    # An ancestor built in memory has no image processor: the learngene carries a default one (and says so), so a
+    # descendant grown from it works in `pipeline("image-classification")`.
+    torch.manual_seed(0)
+    learngene = condense(ViTModel(ViTConfig(**ANCESTOR), add_pooling_layer=False), method="first", num_layers=2)
+    learngene.push_to_hub("org/bare-learngene")
+    assert "preprocessor_config.json" in local_hub.list_files("org/bare-learngene")
+    assert "default (the ancestor had none)" in _card(local_hub, "org/bare-learngene").text
+    model = DescendantForImageClassification.from_pretrained("org/bare-learngene", num_labels=2, num_new_layers=1)
+    model.save_pretrained(tmp_path / "descendant")
+    classifier = pipeline("image-classification", model=str(tmp_path / "descendant"))
+    predictions = classifier(load_digits_dataset(classes=[0, 1])[0]["image"], top_k=2)
+    assert len(predictions) == 2 and abs(sum(p["score"] for p in predictions) - 1) < 1e-4

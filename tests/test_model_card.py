@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
-import pytest
 from huggingface_hub import ModelCard
 from tiny_models import tiny_vit
 
@@ -94,33 +90,6 @@ def test_cards_name_local_ancestors_by_folder_name_and_escape_them(tmp_path):
         assert str(tmp_path) not in text and "<script>" not in text
         assert shown in text
         assert "](./" not in text and "https://huggingface.co/./" not in text
-
-
-@pytest.mark.slow
-def test_wheel_ships_templates(tmp_path):
-    # A non-editable install must find the card templates: they are package data in the wheel.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO_ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("hf_learngene-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    assert "hf_learngene/templates/learngene_card.md" in names
-    assert "hf_learngene/templates/descendant_card.md" in names
-    assert "hf_learngene/modeling_learngene.py" in names
 
 
 def _scored_learngene() -> LearngeneModel:

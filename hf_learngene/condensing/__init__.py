@@ -100,12 +100,22 @@ def condense(
         selection.layer_indices,
         condensing_method=method,
         condensing_scores=selection.scores,
-        condensing_details={"summary": spec.summary, **selection.details},
+        condensing_details={"summary": spec.summary, **selection.details, **_processor_note(source)},
     )
     learngene.condensing_report = selection.report or None
     if output_dir is not None:
         save_folder(learngene, output_dir, overwrite=overwrite)
     return learngene
+
+
+def _processor_note(source) -> dict:
+    if not source.image_processor_is_default:
+        return {}
+    size = source.image_processor.size
+    return {
+        "image_processor": f"default (the ancestor had none): resize to {size['height']}x{size['width']}, rescale "
+        "to [0, 1], normalise with mean 0.5 and std 0.5"
+    }
 
 
 def _check_request(method: str, layers, condense_dataset, method_kwargs: dict):

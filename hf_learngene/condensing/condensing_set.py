@@ -113,7 +113,13 @@ def _resolve_dataset(condense_dataset, split: str | None):
 
 
 def check_channels(pixel_values: torch.Tensor, ancestor: Ancestor) -> torch.Tensor:
-    """Match the channel count of a batch to the ancestor: grayscale is replicated to RGB, anything else raises."""
+    """Match the channel count of a batch to the ancestor (grayscale is replicated to RGB, anything else raises) and
+    refuse non-finite pixels, which would make every score meaningless."""
+    if not torch.isfinite(pixel_values).all():
+        raise ValueError(
+            "The condensing set has non-finite (NaN or inf) pixels: check its preprocessing (e.g. a division by a "
+            "zero standard deviation) and pass finite images."
+        )
     expected = int(getattr(ancestor.config, "num_channels", 3))
     if pixel_values.ndim != 4:
         raise ValueError(
@@ -153,8 +159,17 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 def _from_dataloader(
     loader: DataLoader, ancestor: Ancestor, *, max_samples: int | None, holdout: float, num_labels: int | None
 ) -> CondensingData:
-    # One scan (no model involved) counts the images, finds the classes and checks the channels.
-    sizes, max_label = [], -1
+    # One scan (no model involved) counts the images, finds the classes and checks the channels; a loader without a
+    # length (an iterable or streaming dataset) may never end, so it needs a bound.
+    try:
+        len(loader)
+    except TypeError:
+        if max_samples is None:
+            raise ValueError(
+                "The condensing DataLoader has no length (an iterable or streaming dataset), so it may never end: "
+                "pass `max_samples=N` to take its first N images."
+            ) from None
+    sizes, max_label, seen = [], -1, set()
     for batch in loader:
         pixel_values, labels = _unpack(batch)
         check_channels(pixel_values, ancestor)
@@ -165,9 +180,15 @@ def _from_dataloader(
         if labels.numel():
             sizes.append(labels.numel())
             max_label = max(max_label, int(labels.max()))
+            seen.update(labels.unique().tolist())
         if max_samples is not None and sum(sizes) >= max_samples:
             break
     _check_size(sum(sizes))
+    if len(seen) < 2:
+        raise ValueError(
+            "The condensing DataLoader gives a single class: a pseudo descendant cannot learn from it and every layer "
+            "would score alike. Use images of at least two (better, several) classes."
+        )
     if len(sizes) < 2:
         raise ValueError(
             f"The condensing DataLoader gives a single batch ({sizes[0]} images): use a smaller batch size so that "
@@ -331,6 +352,12 @@ def _from_dataset(
     if max_samples is not None:
         order = order[:max_samples]
     _check_size(len(order))
+    present = len(set(dataset.select(order.tolist())[label_column]))
+    if present < 2:
+        raise ValueError(
+            f"The condensing set holds a single class (column {label_column!r}): a pseudo descendant cannot learn "
+            "from it and every layer would score alike. Use images of at least two (better, several) classes."
+        )
     num_eval = max(MIN_EVAL_BATCH, round(holdout * len(order)))
     eval_rows, train_rows = sorted(order[:num_eval].tolist()), sorted(order[num_eval:].tolist())
 

@@ -119,6 +119,7 @@ def learngene_card(
         heatmap=HEATMAP_FILE if heatmap else None,
         condensing_set=html.escape(str(details["condensing_set"])) if details.get("condensing_set") else None,
         choices=METHOD_CHOICES.get(method),
+        processor_note=html.escape(str(details["image_processor"])) if details.get("image_processor") else None,
         example_layout="L" * k + "RR",
         **_common(model, repo_id),
     )
