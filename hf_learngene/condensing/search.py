@@ -26,9 +26,9 @@ of a small held-out part) or `"accuracy"` (held-out accuracy, ties broken by the
 candidate tried first, so first k wins unless beaten.
 
 Per-layer scores (higher = keep): `score(l)` is the value (`-loss` or accuracy) of the best candidate containing
-layer l, so the kept layers share the top score; a layer in no candidate gets the worst value seen. The report lists
-every candidate (layers, origin, held-out loss and accuracy, seconds) and the mean value of the candidates holding
-each layer.
+layer l, so the kept layers share the top score; a layer in no candidate gets the worst value seen minus 1 (it ranks
+last). With k = L there is nothing to rank and no scores are stored. The report lists every candidate (layers, origin,
+held-out loss and accuracy, seconds) and the mean value of the candidates holding each layer.
 """
 
 from __future__ import annotations
@@ -398,12 +398,14 @@ def condense_search(
     bar.close()
 
     winner = best()
-    values = [c.value(metric) for c in tried.values()]
-    scores, means = [], []
+    worst = min(c.value(metric) for c in tried.values())
+    means = layer_means(tried.values(), depth, metric)
+    scores = []
     for layer in range(depth):
         holding = [c.value(metric) for c in tried.values() if layer in c.layers]
-        scores.append(max(holding) if holding else min(values))
-        means.append(sum(holding) / len(holding) if holding else None)
+        scores.append(max(holding) if holding else worst - 1.0)
+    if max(scores) == min(scores):
+        scores = None  # k = L: one allowed set holding every layer, nothing to rank
     first = tried[fixed[0][0]]
     return Selection(
         layer_indices=list(winner.layers),
