@@ -12,8 +12,29 @@ from ..ancestry import load_ancestor
 from ..modeling_learngene import LearngeneModel
 from ..serialization import check_output_folder, condense_report, save_folder
 from ..serialization import write_condense_report as save_report
-from . import auto, cka, first, heuristic, manual, random_layers  # noqa: F401  (register the methods)
-from .registry import CONDENSING_METHODS, CondensingMethod, Selection, check_scores, register_method, top_k_layers
+from . import (  # noqa: F401  (register the methods)
+    angular_distance,
+    auto,
+    block_influence,
+    cka,
+    first,
+    heuristic,
+    manual,
+    random_layers,
+    search,
+)
+from .registry import (
+    CONDENSING_METHODS,
+    CondensingMethod,
+    Constraints,
+    Selection,
+    check_constraints,
+    check_scores,
+    constrained_top_k,
+    constraint_violations,
+    register_method,
+    top_k_layers,
+)
 
 
 def condense(
@@ -27,6 +48,8 @@ def condense(
     overwrite: bool = False,
     revision: str | None = None,
     seed: int = 0,
+    contiguous: bool = False,
+    keep_first_layer: bool = False,
     **method_kwargs,
 ) -> LearngeneModel:
     """Condense an ancestry ViT into a learngene.
@@ -37,8 +60,11 @@ def condense(
         method (`str`, *optional*, defaults to `"heuristic"`):
             One of `CONDENSING_METHODS`: `"manual"` (your `layers`), `"heuristic"` (last k), `"first"` (first k),
             `"random"` (k seeded random layers), and the data-driven `"cka"` (the k layers most similar, by linear
-            CKA, to a pseudo descendant trained on the condensing set) and `"auto"` (the paper's method: meta-learned
-            per-pair feature-matching weights; the k layers with the largest total weight).
+            CKA, to a pseudo descendant trained on the condensing set), `"auto"` (the paper's method: meta-learned
+            per-pair feature-matching weights; the k layers with the largest total weight), `"block_influence"`
+            (the k layers that change their input most, ShortGPT), `"angular_distance"` (all but the most redundant
+            block, Gromov et al. 2024) and `"search"` (candidate layer sets scored by a short fine-tune of the
+            descendant on the condensing set; needs a budget, `max_candidates=`).
         num_layers (`int`, *optional*):
             How many ancestry layers to keep (k).
         layers (`list[int]`, *optional*):
@@ -59,10 +85,20 @@ def condense(
             Revision of a Hub ancestor.
         seed (`int`, *optional*, defaults to 0):
             Seed for methods with randomness.
+        contiguous (`bool`, *optional*, defaults to `False`):
+            Keep one contiguous block of k layers. Methods with per-layer scores keep the block of largest total
+            score (`angular_distance` and `search` apply it inside their own rule); a method without scores
+            (`"first"`, `"heuristic"`, `"random"`, `"manual"`) keeps its selection when it complies and raises
+            otherwise.
+        keep_first_layer (`bool`, *optional*, defaults to `False`):
+            Always keep layer 0, the layer that reads the embeddings (methods with scores add it to the best k - 1
+            others). With `contiguous=True` too, only the first k layers comply. Both constraints are recorded in
+            `config.condensing_details["constraints"]`; the kept layers are always in ancestry order.
         method_kwargs:
             Options of the chosen method. For `"cka"` and `"auto"`: `max_samples`, `batch_size`, `epochs`, `lr`,
             `optimizer`, `pseudo_num_layers`, `device`, `dtype` (bf16 autocast on CUDA by default), `quiet`, ...
-            (see `hf_learngene.condensing.cka.condense_cka` and `hf_learngene.condensing.auto.condense_auto`).
+            (see `hf_learngene.condensing.cka.condense_cka` and `hf_learngene.condensing.auto.condense_auto`). For
+            `"block_influence"`, `"angular_distance"` and `"search"` see their modules.
 
     Returns:
         [`LearngeneModel`] whose config records the selection, scores and provenance.
@@ -79,6 +115,7 @@ def condense(
     >>> learngene = condense("google/vit-base-patch16-224", method="auto", num_layers=6, condense_dataset=open_world)
     ```"""
     spec = _check_request(method, layers, condense_dataset, method_kwargs)
+    constraints = check_constraints(contiguous, keep_first_layer)
     if output_dir is not None:
         # Refuse a folder that may not be replaced before any work is done.
         check_output_folder(output_dir, "learngene", overwrite)
@@ -90,17 +127,26 @@ def condense(
             "learngene holding only some of them: condense the original ancestor instead, or pick layers of this "
             'learngene with method="manual", "first", "heuristic" or "random".'
         )
+    extra = {"constraints": constraints} if spec.handles_constraints else {}
     if spec.needs_data:
-        selection = spec.fn(source, num_layers, condense_dataset=condense_dataset, seed=seed, **method_kwargs)
+        selection = spec.fn(source, num_layers, condense_dataset=condense_dataset, seed=seed, **extra, **method_kwargs)
     else:
-        selection = spec.fn(source, num_layers, layers=layers, seed=seed)
+        selection = spec.fn(source, num_layers, layers=layers, seed=seed, **extra)
     if selection.scores is not None:
         check_scores(selection.scores, method)
+    if not spec.handles_constraints:
+        selection = _apply_constraints(selection, constraints, method)
+    problems = constraint_violations(selection.layer_indices, constraints)
+    if problems:  # a method that handles constraints itself must honour them
+        raise RuntimeError(f'method="{method}" broke the constraints: {"; ".join(problems)}.')
+    details = {"summary": spec.summary, **selection.details}
+    if constraints.active:
+        details["constraints"] = constraints.as_dict()
     learngene = source.cut(
         selection.layer_indices,
         condensing_method=method,
         condensing_scores=selection.scores,
-        condensing_details={"summary": spec.summary, **selection.details, **_processor_note(source)},
+        condensing_details={**details, **_processor_note(source)},
     )
     learngene.condensing_report = selection.report or None
     if output_dir is not None:
@@ -116,6 +162,25 @@ def _processor_note(source) -> dict:
         "image_processor": f"default (the ancestor had none): resize to {size['height']}x{size['width']}, rescale "
         "to [0, 1], normalise with mean 0.5 and std 0.5"
     }
+
+
+def _apply_constraints(selection: Selection, constraints: Constraints, method: str) -> Selection:
+    """Honour the constraints for a method that does not handle them itself: reselect from its scores, or check the
+    selection of a method without scores (it has no ranking to choose another set by)."""
+    if not constraints.active:
+        return selection
+    if selection.scores is not None:
+        selection.layer_indices = constrained_top_k(selection.scores, len(selection.layer_indices), constraints)
+        return selection
+    problems = constraint_violations(selection.layer_indices, constraints)
+    if problems:
+        scored = sorted(n for n, m in CONDENSING_METHODS.items() if m.needs_data)
+        raise ValueError(
+            f'method="{method}" has no per-layer scores to choose other layers by, and its selection breaks the '
+            f'constraints: {"; ".join(problems)}. Use a method with scores ({", ".join(scored)}), "first" '
+            '(contiguous and keeps layer 0), or method="manual" with layers that satisfy them.'
+        )
+    return selection
 
 
 def _check_request(method: str, layers, condense_dataset, method_kwargs: dict):
@@ -146,6 +211,7 @@ def _check_request(method: str, layers, condense_dataset, method_kwargs: dict):
 __all__ = [
     "CONDENSING_METHODS",
     "CondensingMethod",
+    "Constraints",
     "Selection",
     "condense",
     "condense_report",

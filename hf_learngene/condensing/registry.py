@@ -32,22 +32,29 @@ class Selection:
 
 @dataclass(frozen=True)
 class CondensingMethod:
-    """A registered condensing method: `fn(ancestor, num_layers, **options) -> Selection`."""
+    """A registered condensing method: `fn(ancestor, num_layers, **options) -> Selection`.
+
+    `handles_constraints`: the method takes `constraints=` ([`Constraints`]) and honours them itself; for the others
+    `condense()` applies them to the method's result (see [`apply_constraints`]).
+    """
 
     name: str
     fn: Callable[..., Selection]
     needs_data: bool
     summary: str
+    handles_constraints: bool = False
 
 
 CONDENSING_METHODS: dict[str, CondensingMethod] = {}
 
 
-def register_method(name: str, *, needs_data: bool, summary: str):
+def register_method(name: str, *, needs_data: bool, summary: str, handles_constraints: bool = False):
     """Decorator registering a condensing method under `name` for `condense(method=name)`."""
 
     def decorator(fn: Callable[..., Selection]) -> Callable[..., Selection]:
-        CONDENSING_METHODS[name] = CondensingMethod(name=name, fn=fn, needs_data=needs_data, summary=summary)
+        CONDENSING_METHODS[name] = CondensingMethod(
+            name=name, fn=fn, needs_data=needs_data, summary=summary, handles_constraints=handles_constraints
+        )
         return fn
 
     return decorator
@@ -57,6 +64,70 @@ def top_k_layers(scores, num_layers: int) -> list[int]:
     """Indices of the `num_layers` highest scores, ascending (ties broken by the lower index)."""
     order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
     return sorted(order[:num_layers])
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a user may require of any selection (positions in the ancestor as given; order is always preserved).
+
+    Attributes:
+        contiguous: the kept layers form one block `[s, s + k)`.
+        keep_first_layer: layer 0, the one that reads the embeddings, is always kept.
+    """
+
+    contiguous: bool = False
+    keep_first_layer: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.contiguous or self.keep_first_layer
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"contiguous": self.contiguous, "keep_first_layer": self.keep_first_layer}
+
+
+NO_CONSTRAINTS = Constraints()
+
+
+def check_constraints(contiguous=False, keep_first_layer=False) -> Constraints:
+    """Validate the constraint flags of `condense()`."""
+    for name, value in (("contiguous", contiguous), ("keep_first_layer", keep_first_layer)):
+        if not isinstance(value, bool):
+            raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+    return Constraints(contiguous=contiguous, keep_first_layer=keep_first_layer)
+
+
+def constraint_violations(layer_indices, constraints: Constraints) -> list[str]:
+    """Why `layer_indices` break `constraints` (empty when they do not)."""
+    layers = sorted(layer_indices)
+    problems = []
+    if constraints.contiguous and layers and layers != list(range(layers[0], layers[0] + len(layers))):
+        problems.append(f"{layers} is not one contiguous block (contiguous=True)")
+    if constraints.keep_first_layer and 0 not in layers:
+        problems.append(f"{layers} does not keep layer 0 (keep_first_layer=True)")
+    return problems
+
+
+def constrained_top_k(scores, num_layers: int, constraints: Constraints) -> list[int]:
+    """The best `num_layers` layers by `scores` under `constraints`, ascending.
+
+    - no constraint: the top k ([`top_k_layers`]);
+    - `keep_first_layer`: layer 0 plus the top k - 1 of the other layers;
+    - `contiguous`: the block of k consecutive layers with the largest total score (ties: the lowest block);
+    - both: the only block that holds layer 0, i.e. the first k layers.
+    """
+    scores = [float(s) for s in scores]
+    k = num_layers
+    if not 1 <= k <= len(scores):
+        raise ValueError(f"Cannot keep {k} of {len(scores)} layers.")
+    if constraints.contiguous:
+        starts = [0] if constraints.keep_first_layer else range(len(scores) - k + 1)
+        start = max(starts, key=lambda s: (math.fsum(scores[s : s + k]), -s))
+        return list(range(start, start + k))
+    if constraints.keep_first_layer:
+        rest = top_k_layers(scores[1:], k - 1) if k > 1 else []
+        return [0] + [i + 1 for i in rest]
+    return top_k_layers(scores, k)
 
 
 def check_num_layers(num_layers, ancestor: Ancestor) -> int:
@@ -115,9 +186,14 @@ def settings_dict(*option_objects) -> dict[str, Any]:
 __all__ = [
     "CONDENSING_METHODS",
     "CondensingMethod",
+    "Constraints",
+    "NO_CONSTRAINTS",
     "Selection",
+    "check_constraints",
     "check_num_layers",
     "check_scores",
+    "constrained_top_k",
+    "constraint_violations",
     "register_method",
     "settings_dict",
     "split_options",
