@@ -79,10 +79,14 @@ def test_hub_ancestor_with_revision(local_hub):
         learngene.state_dict()["layers.0.attention.q_proj.weight"],
     )
 
+    # The commit the branch resolved to is recorded (a branch moves; a commit does not), and no weights hash is needed.
+    v2_commit = api.model_info("acme/tiny-vit", revision="v2").sha
+    assert v2_commit and v2_commit != api.model_info("acme/tiny-vit").sha
+    assert learngene.config.ancestor_commit == v2_commit and learngene.config.ancestor_sha256 is None
     learngene.push_to_hub("acme/tiny-vit-learngene")
     card = ModelCard(local_hub.read_file("acme/tiny-vit-learngene", "README.md").decode())
     assert card.data.base_model == "acme/tiny-vit"
-    assert "@ `v2`" in card.text
+    assert "@ `v2`" in card.text and v2_commit in card.text
 
 
 def test_missing_hub_ancestor(local_hub):
@@ -95,3 +99,31 @@ def test_scoring_method_on_a_learngene_is_refused(tmp_path):
     condense(tiny_vit(seed=5), method="first", num_layers=3).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="condense the original ancestor instead"):
         condense(str(tmp_path), method="cka", num_layers=1, condense_dataset=[])
+
+
+def test_local_and_in_memory_ancestors_are_recorded_by_name_and_weights_hash(tmp_path):
+    model = tiny_vit(seed=8)
+    folder = tmp_path / "deep" / "my-vit"
+    model.save_pretrained(folder)
+    from_folder = condense(str(folder), method="first", num_layers=1)
+    from_memory = condense(model, method="first", num_layers=1)
+    assert from_folder.config.ancestor_name_or_path == "my-vit"  # the folder's name, never the path
+    assert from_memory.config.ancestor_name_or_path in (None, "my-vit")
+    # The same weights give the same digest, from the file or from memory; other weights another one.
+    assert from_folder.config.ancestor_sha256 == from_memory.config.ancestor_sha256
+    assert len(from_folder.config.ancestor_sha256) == 64
+    assert condense(tiny_vit(seed=9), method="first", num_layers=1).config.ancestor_sha256 != (
+        from_folder.config.ancestor_sha256
+    )
+    from_folder.save_pretrained(tmp_path / "learngene")
+    for name in ("config.json", "README.md", "condense_report.json"):
+        path = tmp_path / "learngene" / name
+        assert not path.exists() or str(tmp_path) not in path.read_text(), name
+
+
+def test_a_checkpoint_with_only_pickled_weights_is_refused(tmp_path):
+    model = tiny_vit(seed=8)
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="does not unpickle"):
+        condense(str(tmp_path), method="first", num_layers=1)
