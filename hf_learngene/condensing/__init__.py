@@ -12,7 +12,7 @@ from ..ancestry import load_ancestor
 from ..modeling_learngene import LearngeneModel
 from ..serialization import check_output_folder, condense_report, save_folder
 from ..serialization import write_condense_report as save_report
-from . import auto, cka, first, heuristic, manual, random_layers  # noqa: F401  (register the methods)
+from . import auto, cka, first, heuristic, linear, manual, random_layers  # noqa: F401  (register the methods)
 from .registry import CONDENSING_METHODS, CondensingMethod, Selection, check_scores, register_method, top_k_layers
 
 
