@@ -668,7 +668,24 @@ class LearngenePreTrainedModel(PreTrainedModel):
         """The narrower model `kwargs` ask for, or None when they ask for the checkpoint's own width."""
         hub = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
         stored = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub)
-        if isinstance(kwargs.get("config"), PretrainedConfig):
+        width_fields = (*_SIZE_FIELDS, "width_selection", "width_indices")
+        given = kwargs.get("config")
+        asked = (
+            {name: getattr(given, name, None) for name in width_fields}
+            if isinstance(given, PretrainedConfig)
+            else {name: kwargs[name] for name in width_fields if name in kwargs}
+        )
+        descendant = "DescendantForImageClassification" in (stored.architectures or [])
+        if descendant or stored.width_indices is not None:
+            if all(value == getattr(stored, name) for name, value in asked.items()):
+                return None
+            what = "a descendant" if descendant else "already narrowed from a learngene"
+            raise ValueError(
+                f"{os.fspath(pretrained_model_name_or_path)!r} is {what}; widths are selected from a learngene at "
+                f"its full width. Grow from that learngene instead, or load this checkpoint without "
+                f"{sorted(name for name, value in asked.items() if value != getattr(stored, name))}."
+            )
+        if isinstance(given, PretrainedConfig):
             target = copy.deepcopy(kwargs["config"])
             rest = {key: value for key, value in kwargs.items() if key != "config" and key not in hub}
         else:
@@ -688,13 +705,6 @@ class LearngenePreTrainedModel(PreTrainedModel):
             stored.width_indices,
         ):
             return None
-        if stored.width_indices is not None or "DescendantForImageClassification" in (stored.architectures or []):
-            what = "already narrowed from a learngene" if stored.width_indices is not None else "a descendant"
-            raise ValueError(
-                f"{os.fspath(pretrained_model_name_or_path)!r} is {what}; widths are selected from a learngene at "
-                "its full width. Grow from that learngene instead (config.json's `ancestor_name_or_path` names its "
-                "ancestor), or load this checkpoint without size or width_* arguments."
-            )
         plan = _width_plan(stored, target)
         target.width_selection = target.width_selection or "uniform"
         target.width_indices = _normalize_width_indices(
