@@ -644,7 +644,11 @@ class LearngenePreTrainedModel(PreTrainedModel):
 
         Sizes smaller than the learngene's (`hidden_size=`, `num_attention_heads=`, `intermediate_size=`, with
         `width_selection=` or `width_indices=`) load a narrower model whose every tensor is sliced from the
-        learngene's: see [`LearngeneConfig`]'s `width_selection`. A model saved narrow loads as it is."""
+        learngene's: see [`LearngeneConfig`]'s `width_selection`. A model saved narrow loads as it is. These
+        arguments and `new_layer_init` may be None, meaning "not given" (the checkpoint's value)."""
+        for name in (*_SIZE_FIELDS, "width_selection", "width_indices", "new_layer_init"):
+            if name in kwargs and kwargs[name] is None:
+                del kwargs[name]
         loaded = None
         if pretrained_model_name_or_path is not None and (
             kwargs.keys() & {*_SIZE_FIELDS, "width_selection", "width_indices"}
@@ -778,6 +782,12 @@ class LearngeneModel(LearngenePreTrainedModel):
         if self.config.learngene_form != "linear":
             return list(self.layers)
         theta_a, theta_b = self.layers
+        if self.training and theta_a.gradient_checkpointing:
+            # Checkpointing would recompute with theta_A itself instead of the generated weights.
+            raise ValueError(
+                "A linear learngene's forward does not support gradient checkpointing; call "
+                "`gradient_checkpointing_disable()` (its descendants support it)."
+            )
 
         def generated(t: float) -> Callable:
             def run(hidden_states, **kwargs):

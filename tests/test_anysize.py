@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -392,6 +394,26 @@ def test_linear_learngene_descendant_round_trip(ancestor, tmp_path):
     assert not any(p.requires_grad for p in reloaded.learngene.layers.parameters())
 
 
+def test_auto_class_and_narrow_learngene(learngene_dir, tmp_path):
+    from transformers import AutoModel, AutoModelForImageClassification
+
+    auto = AutoModelForImageClassification.from_pretrained(learngene_dir, num_labels=3, width_selection="heads", **HALF)
+    direct = DescendantForImageClassification.from_pretrained(
+        learngene_dir, num_labels=3, width_selection="heads", hidden_size=16, num_attention_heads=2,
+        intermediate_size=18, num_hidden_layers=None, new_layer_init=None,  # None: not given
+    )  # fmt: skip
+    assert auto.config.width_indices == direct.config.width_indices
+    for name, tensor in direct.learngene.state_dict().items():
+        assert torch.equal(auto.learngene.state_dict()[name], tensor), name
+    # A narrow learngene: the same tensors, saved with its record; descendants grown from it keep that record.
+    narrow = AutoModel.from_pretrained(learngene_dir, width_selection="heads", **HALF)
+    for name, tensor in narrow.state_dict().items():
+        assert torch.equal(direct.learngene.state_dict()[name], tensor), name
+    narrow.save_pretrained(tmp_path)
+    grown = DescendantForImageClassification.from_pretrained(tmp_path, num_labels=2, num_new_layers=1)
+    assert grown.config.width_indices == direct.config.width_indices and grown.config.hidden_size == 16
+
+
 def test_push_and_pull(local_hub, learngene_dir, ancestor):
     LearngeneModel.from_pretrained(learngene_dir).push_to_hub("org/vit-learngene")
     grown = DescendantForImageClassification.from_pretrained(
@@ -473,3 +495,12 @@ def test_remote_code_loads_and_grows_narrow_descendants(learngene_dir, tmp_path)
     for name, tensor in out["grown"].items():
         if not name.startswith("classifier."):
             assert torch.equal(tensor, ours[name]), name
+
+
+def test_docs_example_runs_as_written(tmp_path):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    start = page.index("<!-- any size example")
+    code = re.search(r"```python\n(.*?)```", page[start:], flags=re.S).group(1)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["LLLRRR", "0:64:2", "0:16,32:48", "R" * 9]
