@@ -125,6 +125,11 @@ def test_copy_takes_the_nearest_inherited_layer(learngene_dir, learngene):
     _assert_same_layer(model.new_layers[0], stored[0])  # position 1: inherited at 0 (1 away) before 3 (2 away)
     _assert_same_layer(model.new_layers[1], stored[1])  # position 2: inherited at 3
     _assert_same_layer(model.new_layers[2], stored[1])  # position 4: a tie between 3 and 5 goes to the earlier
+    # Narrowed: the copy is taken after the inherited tensors are sliced.
+    narrow = DescendantForImageClassification.from_pretrained(
+        learngene_dir, num_labels=2, layout="LRLL", new_layer_init="copy", **HALF
+    )
+    _assert_same_layer(narrow.new_layers[0], _layer_params(narrow.learngene.layers[0]))
 
 
 def test_linear_init_extends_the_inherited_layers():
@@ -160,6 +165,9 @@ def test_linear_learngene_recovers_a_linear_ancestor(tmp_path):
     deeper = DescendantForImageClassification.from_pretrained(tmp_path / "linear", num_labels=3, num_new_layers=8)
     for depth, new in enumerate(deeper.new_layers, start=1):
         _assert_same_layer(new, {n: theta_a[n] + depth / 8 * theta_b[n] for n in theta_a}, atol=1e-6)
+
+    card = (tmp_path / "linear" / "README.md").read_text()
+    assert "# Linear learngene (theta_A, theta_B fitted over 4 of 4 layers" in card and 'layout="RRRR"' in card
 
     # A non-linear ancestor is fitted only approximately, and the config says how well.
     assert condense_linear(tiny_vit(seed=4)).config.condensing_details["fit_relative_error"] > 0.01

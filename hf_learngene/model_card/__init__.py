@@ -142,7 +142,8 @@ def learngene_card(
         heatmap=HEATMAP_FILE if heatmap else None,
         condensing_set=html.escape(str(details["condensing_set"])) if details.get("condensing_set") else None,
         choices=METHOD_CHOICES.get(method),
-        example_layout="L" * k + "RR",
+        # A linear learngene's descendants inherit no layer: every layer is generated (R).
+        example_layout="R" * k if linear else "L" * k + "RR",
         **_common(model, repo_id),
     )
 
