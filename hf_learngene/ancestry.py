@@ -321,6 +321,11 @@ def load_ancestor(ancestor, *, revision: str | None = None, **hub_kwargs) -> Anc
             f"`ancestor` must be a Hub id, a local folder or a loaded ViTModel / ViTForImageClassification, "
             f"got {type(ancestor).__name__}."
         )
+    if getattr(result.config, "learngene_form", "layers") == "linear":
+        raise ValueError(
+            f"{result.name_or_path!r} is a linear learngene (theta_A, theta_B), not layers that can be cut: grow "
+            "descendants from it (`num_hidden_layers=`), or condense its original ancestor."
+        )
     if result.image_processor is None:
         # A learngene must carry a processor so that pipelines work on its descendants; the card says it is a default.
         result.image_processor = default_image_processor(result.config)

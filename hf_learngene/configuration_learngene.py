@@ -16,7 +16,14 @@ logger = logging.get_logger(__name__)
 
 LAYOUT_INHERITED = "L"
 LAYOUT_NEW = "R"
-NEW_LAYER_INITS = ("trunc_normal", "mimetic")
+NEW_LAYER_INITS = ("trunc_normal", "mimetic", "identity", "copy", "linear")
+# What the stored layers of a learngene are: ancestry layers, or the two tensors of a linear fit over depth.
+LEARNGENE_FORMS = ("layers", "linear")
+# How a narrower descendant's channels were chosen from the learngene's (see `width_selection`).
+WIDTH_SELECTIONS = ("uniform", "heads", "activation", "given")
+# The dimensions a width selection names: the residual stream, the attention channels (q/k/v outputs, o_proj input)
+# and the MLP neurons (fc1 outputs, fc2 input).
+WIDTH_DIMENSIONS = ("hidden", "attention", "intermediate")
 
 # The ViT geometry a learngene shares with its ancestor and every descendant (the fields ViTConfig also has).
 GEOMETRY_FIELDS = (
@@ -129,9 +136,139 @@ def _model_depth(num_hidden_layers: int | None, layout: str | None, num_inherite
     )
 
 
+def _depth_as_new_layers(given: dict[str, Any], stored: dict[str, Any]) -> None:
+    """`num_hidden_layers=d` passed while growing a descendant from a learngene (no layout yet): `d - k` new layers
+    after the k inherited ones, the way `ViTForImageClassification.from_pretrained(name, num_hidden_layers=d)` sets
+    the depth. Rewrites `given` in place."""
+    depth = given.get("num_hidden_layers")
+    if depth is None or given.keys() & {"layout", "num_new_layers"} or stored.get("layout") is not None:
+        return
+    layer_indices = given.get("layer_indices", stored.get("layer_indices"))
+    if layer_indices is None or isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        return  # left to `__init__`, which says what is wrong
+    linear = given.get("learngene_form", stored.get("learngene_form")) == "linear"
+    inherited = 0 if linear else len(layer_indices)
+    if not linear and depth == inherited:
+        return
+    if depth < inherited:
+        raise ValueError(
+            f"`num_hidden_layers` ({depth}) must be the model's depth, at least the learngene's {inherited} inherited "
+            "layers (a descendant keeps every learngene layer): use num_hidden_layers >= "
+            f"{inherited} (the extra layers are new, set by `new_layer_init`), or condense a learngene of {depth} "
+            f"layer(s) (condense(ancestor, ..., num_layers={depth}))."
+        )
+    given["num_new_layers"] = depth - inherited
+    del given["num_hidden_layers"]
+
+
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def encode_indices(indices: list[int]) -> str:
+    """Write channel indices compactly: arithmetic runs of three or more as `start:stop[:step]` (Python slice
+    bounds), other indices as themselves, comma-separated. `[0, 2, 4, 6, 9]` -> `"0:8:2,9"`."""
+    values = [int(i) for i in indices]
+    parts, i = [], 0
+    while i < len(values):
+        step = values[i + 1] - values[i] if i + 2 < len(values) else 0
+        if step > 0 and values[i + 2] - values[i + 1] == step:
+            j = i + 2
+            while j + 1 < len(values) and values[j + 1] - values[j] == step:
+                j += 1
+            parts.append(f"{values[i]}:{values[j] + step}" + (f":{step}" if step != 1 else ""))
+            i = j + 1
+        else:
+            parts.append(str(values[i]))
+            i += 1
+    return ",".join(parts)
+
+
+def decode_indices(text: str | list[int]) -> list[int]:
+    """The indices [`encode_indices`] wrote (a list of ints is returned as a list of ints)."""
+    if not isinstance(text, str):
+        return [int(i) for i in text]
+    indices = []
+    for part in filter(None, text.split(",")):
+        bounds = part.split(":")
+        try:
+            numbers = [int(b) for b in bounds]
+        except ValueError:
+            raise ValueError(
+                f"Cannot read channel indices {text!r}: {part!r} is not `i` or `start:stop[:step]`."
+            ) from None
+        if len(numbers) == 1:
+            indices.append(numbers[0])
+        elif len(numbers) in (2, 3) and (len(numbers) == 2 or numbers[2] > 0):
+            indices.extend(range(*numbers))
+        else:
+            raise ValueError(f"Cannot read channel indices {text!r}: {part!r} is not `i` or `start:stop[:step]`.")
+    return indices
+
+
+def _normalize_width_indices(
+    width_indices: dict[str, Any], num_stored_layers: int, sizes: dict[str, int]
+) -> dict[str, Any]:
+    """`width_indices` as config.json stores it: every index list written by [`encode_indices`], checked for its
+    length (the config's sizes) and range (the source sizes in `"from"`, when recorded)."""
+    if not isinstance(width_indices, dict):
+        raise ValueError(
+            "`width_indices` must be a dict with the kept indices of each dimension "
+            f"({', '.join(WIDTH_DIMENSIONS)}), e.g. what hf_learngene.growth.select_width returns; got "
+            f"{type(width_indices).__name__}."
+        )
+    unknown = sorted(set(width_indices) - {*WIDTH_DIMENSIONS, "from"})
+    missing = [d for d in WIDTH_DIMENSIONS if d not in width_indices]
+    if unknown or missing:
+        raise ValueError(
+            f"`width_indices` needs exactly the keys {list(WIDTH_DIMENSIONS)} (and `from`, which hf_learngene "
+            f"records); got unknown {unknown}, missing {missing}."
+        )
+    source = width_indices.get("from")
+    if source is not None:
+        source = {key: int(source[key]) for key in ("hidden_size", "num_attention_heads", "intermediate_size")}
+    expected = {
+        "hidden": sizes["hidden_size"],
+        "attention": sizes["hidden_size"],
+        "intermediate": sizes["intermediate_size"],
+    }
+    bound = (
+        None
+        if source is None
+        else {
+            "hidden": source["hidden_size"],
+            "attention": source["hidden_size"],
+            "intermediate": source["intermediate_size"],
+        }
+    )
+    size_name = {"hidden": "hidden_size", "attention": "hidden_size", "intermediate": "intermediate_size"}
+    out: dict[str, Any] = {} if source is None else {"from": source}
+    for dim in WIDTH_DIMENSIONS:
+        value = width_indices[dim]
+        # One list shared by every layer (a string or ints), or one per stored layer (strings or lists of ints).
+        per_layer = isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], (list, tuple, str))
+        if dim == "hidden" and per_layer:
+            raise ValueError("`width_indices['hidden']` is one list: the residual stream is shared by every layer.")
+        lists = [decode_indices(v) for v in value] if per_layer else [decode_indices(value)]
+        if per_layer and len(lists) != num_stored_layers:
+            raise ValueError(
+                f"`width_indices[{dim!r}]` has {len(lists)} per-layer lists but the learngene stores "
+                f"{num_stored_layers} layers: give one list per stored layer, or one list shared by all."
+            )
+        for indices in lists:
+            if len(indices) != expected[dim]:
+                raise ValueError(
+                    f"`width_indices[{dim!r}]` keeps {len(indices)} indices but {size_name[dim]} is {expected[dim]}: "
+                    f"pass {size_name[dim]}={len(indices)} with them (select_width returns the sizes with the "
+                    "indices: from_pretrained(path, num_labels=..., **selection))."
+                )
+            if any(i < 0 for i in indices) or (bound is not None and any(i >= bound[dim] for i in indices)):
+                limit = "" if bound is None else f" below {bound[dim]}"
+                raise ValueError(f"`width_indices[{dim!r}]` has indices out of range (valid: 0{limit}).")
+        encoded = [encode_indices(indices) for indices in lists]
+        out[dim] = encoded if per_layer else encoded[0]
+    return out
 
 
 def _init_fields(cls: type) -> set[str]:
@@ -201,9 +338,37 @@ class LearngeneConfig(PretrainedConfig):
             Descendant layout over {L, R}: each `L` takes the next learngene layer, each `R` the next new layer.
         num_new_layers (`int`, *optional*):
             Shortcut for `layout`: all learngene layers followed by this many new layers.
-        new_layer_init (`str`, *optional*, defaults to `"trunc_normal"`):
-            Initialisation of new layers: `"trunc_normal"` (transformers' ViT scheme) or `"mimetic"`
-            (Trockman & Kolter 2023: attention initialised so that W_q W_k^T ~ I and W_v W_o ~ -I).
+        new_layer_init (`str`, *optional*):
+            How a descendant's new layers (`R`) start; `"linear"` for a linear learngene, else `"trunc_normal"` by
+            default. `"trunc_normal"`: transformers' ViT scheme. `"mimetic"`: attention initialised so that
+            W_q W_k^T ~ I and W_v W_o ~ -I (Trockman & Kolter 2023). `"identity"`: random, but both residual
+            branches end in zeros (attention `o_proj` and MLP `fc2`, weights and biases), so the layer passes its
+            input through and the descendant starts out computing exactly what its inherited layers compute
+            (function-preserving growth, Net2Net / bert2BERT). `"copy"`: a copy of the nearest inherited layer in the
+            layout (a tie goes to the earlier one). `"linear"`: the layer at position l (1-based) of a descendant of
+            depth D gets theta_A + (l / D) * theta_B per tensor (TLEG), with (theta_A, theta_B) the linear
+            learngene's, or, for a learngene of kept layers, the least-squares fit over the inherited layers at their
+            own positions in the layout (at least two needed).
+        learngene_form (`str`, *optional*, defaults to `"layers"`):
+            What the learngene stores. `"layers"`: one layer per `layer_indices` entry, the ancestry's own.
+            `"linear"`: two tensors per layer parameter, theta_A (`layers.0`) and theta_B (`layers.1`), fitted by
+            least squares so that ancestry layer i of L is close to theta_A + ((i + 1) / L) * theta_B over the
+            ancestry layers in `layer_indices` (see `hf_learngene.condensing.linear`). A linear learngene's
+            descendants inherit no layer: their layout is all `R` (`num_hidden_layers=` gives the depth) and every
+            layer is generated with `new_layer_init="linear"`; its own forward runs the fitted layers at the
+            positions of `layer_indices`.
+        width_selection (`str`, *optional*):
+            How a model narrower than its learngene chose its channels; None at the learngene's width.
+            `"uniform"`: evenly spaced indices in every dimension (weight selection, Xu et al. 2024). `"heads"`:
+            whole heads (head_dim unchanged), evenly spaced heads, residual channels and MLP neurons. `"activation"`:
+            the residual channels, heads and MLP neurons with the largest activations on sample images
+            (`hf_learngene.growth.select_width`). `"given"`: indices passed as `width_indices`.
+        width_indices (`dict`, *optional*):
+            The kept indices of each dimension: `"hidden"` (the residual stream: patch projection, CLS and position
+            embeddings, every LayerNorm, every projection's input or output), `"attention"` (q/k/v outputs and
+            o_proj input) and `"intermediate"` (MLP fc1 outputs and fc2 input), the last two one list shared by every
+            layer or one per stored layer; plus `"from"`, the learngene's sizes. Lists of ints are accepted and stored
+            compactly (`"0:768:2"` is every other index of 768; see `encode_indices`).
 
     The geometry (`hidden_size` divisible by `num_attention_heads`, positive sizes, a known `hidden_act`) is
     checked when a model is built from the config, so that partial configs can be written field by field; the
@@ -247,7 +412,10 @@ class LearngeneConfig(PretrainedConfig):
         condensing_details: dict[str, Any] | None = None,
         layout: str | None = None,
         num_new_layers: int | None = None,
-        new_layer_init: str = "trunc_normal",
+        new_layer_init: str | None = None,
+        learngene_form: str = "layers",
+        width_selection: str | None = None,
+        width_indices: dict[str, Any] | None = None,
         hf_learngene_version: str | None = None,
         **kwargs,
     ):
@@ -266,8 +434,45 @@ class LearngeneConfig(PretrainedConfig):
                 f"`layer_indices` {layer_indices} out of range for an ancestor of {ancestor_num_layers} layers "
                 f"(valid: 0..{ancestor_num_layers - 1})."
             )
+        if learngene_form not in LEARNGENE_FORMS:
+            raise ValueError(f"`learngene_form` must be one of {LEARNGENE_FORMS}, got {learngene_form!r}.")
+        if new_layer_init is None:
+            new_layer_init = "linear" if learngene_form == "linear" else "trunc_normal"
         if new_layer_init not in NEW_LAYER_INITS:
             raise ValueError(f"`new_layer_init` must be one of {NEW_LAYER_INITS}, got {new_layer_init!r}.")
+        if learngene_form == "linear":
+            if new_layer_init != "linear":
+                raise ValueError(
+                    "A linear learngene (learngene_form='linear') generates every descendant layer from its "
+                    f"(theta_A, theta_B), so `new_layer_init` must be 'linear', not {new_layer_init!r}. For "
+                    f"{new_layer_init!r} new layers, grow from a learngene of kept layers (e.g. condense(ancestor, "
+                    'method="first", num_layers=k)).'
+                )
+            if len(layer_indices) < 2:
+                raise ValueError(
+                    f"A linear learngene is fitted over at least 2 ancestry layers; `layer_indices` is {layer_indices}."
+                )
+        num_stored = 2 if learngene_form == "linear" else len(layer_indices)
+        if width_selection is not None and width_selection not in WIDTH_SELECTIONS:
+            raise ValueError(f"`width_selection` must be one of {WIDTH_SELECTIONS}, got {width_selection!r}.")
+        if width_indices is not None:
+            if width_selection in ("uniform", "heads") and not (
+                isinstance(width_indices, dict) and "from" in width_indices
+            ):
+                raise ValueError(
+                    f"`width_indices` are explicit indices, but width_selection={width_selection!r} computes its own: "
+                    "pass one of them (explicit indices are recorded as width_selection='given')."
+                )
+            width_selection = width_selection or "given"
+            sizes = {"hidden_size": hidden_size, "intermediate_size": intermediate_size}
+            width_indices = _normalize_width_indices(width_indices, num_stored, sizes)
+        elif width_selection in ("activation", "given"):
+            raise ValueError(
+                f"width_selection={width_selection!r} needs the kept indices: `selection = "
+                "hf_learngene.growth.select_width(learngene, dataset, hidden_size=..., num_attention_heads=..., "
+                "intermediate_size=...)`, then `from_pretrained(path, num_labels=..., **selection)` (or pass "
+                '`width_indices={"hidden": [...], "attention": [...], "intermediate": [...]}` yourself).'
+            )
         if condensing_scores is not None and len(condensing_scores) != ancestor_num_layers:
             raise ValueError(
                 f"`condensing_scores` has {len(condensing_scores)} entries; expected one per ancestry layer "
@@ -298,11 +503,14 @@ class LearngeneConfig(PretrainedConfig):
         self.layout = layout
         self.num_new_layers = num_new_layers
         self.new_layer_init = new_layer_init
+        self.learngene_form = learngene_form
+        self.width_selection = width_selection
+        self.width_indices = width_indices
         self.hf_learngene_version = hf_learngene_version or _library_version()
         # Whether the task head size was given explicitly; a bare learngene config has none.
         self._labels_given = layout is not None or "num_labels" in kwargs or kwargs.get("id2label") is not None
         if layout is not None or num_new_layers is not None:
-            self.layout = resolve_layout(layout, num_new_layers, len(layer_indices))
+            self.layout = self.resolved_layout()
             self.num_new_layers = None
         self.num_hidden_layers = _model_depth(num_hidden_layers, self.layout, len(layer_indices))
         super().__init__(**kwargs)
@@ -321,6 +529,7 @@ class LearngeneConfig(PretrainedConfig):
         fields = _init_fields(cls)
         given = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
         config_dict = dict(config_dict)
+        _depth_as_new_layers(given, config_dict)
         if given.keys() & {"layout", "num_new_layers", "layer_indices"} and "num_hidden_layers" not in given:
             # The stored depth belongs to the stored layout; the one given now defines it again.
             config_dict.pop("num_hidden_layers", None)
@@ -340,9 +549,43 @@ class LearngeneConfig(PretrainedConfig):
             config._labels_given = False
         return loaded
 
+    @property
+    def num_inherited_layers(self) -> int:
+        """How many layers a descendant inherits (its `L`): every stored layer, or none for a linear learngene."""
+        return 0 if self.learngene_form == "linear" else len(self.layer_indices)
+
+    @property
+    def num_stored_layers(self) -> int:
+        """How many layers the learngene stores: one per `layer_indices` entry, or theta_A and theta_B."""
+        return 2 if self.learngene_form == "linear" else len(self.layer_indices)
+
     def resolved_layout(self) -> str:
         """The validated descendant layout (all learngene layers and no new one when none was set)."""
-        return resolve_layout(self.layout, self.num_new_layers, len(self.layer_indices))
+        if self.learngene_form == "linear" and isinstance(self.layout, str) and LAYOUT_INHERITED in self.layout.upper():
+            raise ValueError(
+                f"`layout` {self.layout!r} inherits layers, but a linear learngene has none to inherit: every "
+                "descendant layer is generated from (theta_A, theta_B). Use an all-'R' layout ('R' * depth) or "
+                "`num_hidden_layers=<depth>`."
+            )
+        layout = resolve_layout(self.layout, self.num_new_layers, self.num_inherited_layers)
+        if not layout:
+            raise ValueError(
+                "A linear learngene has no layer to inherit: every descendant layer is generated from (theta_A, "
+                f"theta_B). Give the depth: `num_hidden_layers=<depth>` (e.g. {len(self.layer_indices)}, the fitted "
+                "ancestry depth) or `num_new_layers=<depth>`."
+            )
+        if (
+            self.new_layer_init == "linear"
+            and self.learngene_form == "layers"
+            and LAYOUT_NEW in layout
+            and layout.count(LAYOUT_INHERITED) < 2
+        ):
+            raise ValueError(
+                "new_layer_init='linear' fits theta_A + t * theta_B over the inherited layers at their positions in "
+                f"the layout, which needs at least 2 of them; {layout!r} has {layout.count(LAYOUT_INHERITED)}. Use "
+                "'copy' or 'identity', or grow from a linear learngene (condense(ancestor, method='linear'))."
+            )
+        return layout
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
@@ -350,4 +593,4 @@ class LearngeneConfig(PretrainedConfig):
         return output
 
 
-__all__ = ["GEOMETRY_FIELDS", "LearngeneConfig"]
+__all__ = ["GEOMETRY_FIELDS", "LearngeneConfig", "decode_indices", "encode_indices"]

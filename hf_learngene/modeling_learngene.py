@@ -10,6 +10,7 @@ library and its sibling ``configuration_learngene.py``.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -28,7 +29,16 @@ from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import logging
 
-from .configuration_learngene import LAYOUT_INHERITED, NEW_LAYER_INITS, LearngeneConfig, _model_depth
+from .configuration_learngene import (
+    LAYOUT_INHERITED,
+    NEW_LAYER_INITS,
+    WIDTH_DIMENSIONS,
+    LearngeneConfig,
+    _init_fields,
+    _model_depth,
+    _normalize_width_indices,
+    decode_indices,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -39,6 +49,9 @@ _NEW_PREFIXES = ("new_layers.", "classifier.")
 MODEL_TAGS = ("hf_learngene", "learngene")
 # Keyword arguments of transformers' shared classification loss that callers (the Trainer) pass to forward.
 _LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
+# `from_pretrained` arguments that say where a checkpoint is, and ones that say how to load it (not config fields).
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+_LOADER_KWARGS = ("dtype", "torch_dtype", "attn_implementation", "device_map", "output_loading_info")
 
 
 def _pair(value) -> tuple[int, int]:
@@ -323,6 +336,204 @@ def _mimetic_init_(attention: LearngeneAttention, generator: torch.Generator | N
     init.copy_(attention.o_proj.weight, right.to(dtype))
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Growing descendants of other sizes: pure tensor work, here so that remote code loads narrow and deep models too.
+
+_SIZE_FIELDS = ("hidden_size", "num_attention_heads", "intermediate_size")
+
+
+def _evenly_spaced(source: int, target: int) -> list[int]:
+    """Weight selection's rule for one dimension (Xu et al., ICLR 2024, as the authors' code does it): every
+    `source // target`-th index from 0 when `target` divides `source`, else `round(linspace(0, source, target))`
+    clamped to `source - 1`. When the sizes are close and do not divide, the clamp can repeat the last index."""
+    if source % target == 0:
+        return list(range(0, source, source // target))
+    positions = torch.round(torch.linspace(0, source, target)).clamp(max=source - 1)
+    return [int(i) for i in positions.long()]
+
+
+def _check_width_request(source: PretrainedConfig, target: PretrainedConfig, rule: str) -> None:
+    """The errors a narrower model can hit, each naming its fix."""
+    for name in _SIZE_FIELDS:
+        wanted = getattr(target, name)
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {wanted!r}.")
+    hidden, heads = target.hidden_size, target.num_attention_heads
+    if hidden % heads:
+        divisors = [h for h in range(1, min(hidden, source.num_attention_heads) + 1) if hidden % h == 0]
+        raise ValueError(
+            f"`hidden_size` ({hidden}) must be divisible by `num_attention_heads` ({heads}): each head gets "
+            f"hidden_size / num_attention_heads channels. Head counts that divide {hidden} (up to the learngene's "
+            f"{source.num_attention_heads}): {divisors}."
+        )
+    for name in _SIZE_FIELDS:
+        wanted, have = getattr(target, name), getattr(source, name)
+        if wanted > have:
+            raise ValueError(
+                f"`{name}` ({wanted}) is larger than the learngene's ({have}): a descendant's channels are selected "
+                f"from the learngene's, so it can only be as wide or narrower. Use {name} <= {have}."
+            )
+    head_dim = source.hidden_size // source.num_attention_heads
+    if rule in ("heads", "activation") and hidden // heads != head_dim:
+        fix = (
+            f"num_attention_heads={hidden // head_dim} for hidden_size={hidden}"
+            if hidden % head_dim == 0
+            else f"a hidden_size that is a multiple of {head_dim} (e.g. {max(head_dim, hidden // head_dim * head_dim)})"
+        )
+        raise ValueError(
+            f"width_selection={rule!r} keeps whole heads, so the head size must stay the learngene's head_dim "
+            f"{head_dim}; hidden_size / num_attention_heads is {hidden} / {heads} = {hidden / heads:g}. Use {fix}, or "
+            "width_selection='uniform' (which selects channels, not heads)."
+        )
+
+
+def _head_channels(heads: list[int], head_dim: int) -> list[int]:
+    return [h * head_dim + c for h in heads for c in range(head_dim)]
+
+
+def _width_plan(source: LearngeneConfig, target: LearngeneConfig) -> dict[str, Any]:
+    """The kept indices of each dimension (`WIDTH_DIMENSIONS`) for a model of `target`'s sizes cut from a learngene
+    of `source`'s: recorded or given in `target.width_indices`, else computed by `target.width_selection`
+    (`"uniform"` when unset)."""
+    rule = target.width_selection or "uniform"
+    _check_width_request(source, target, rule)
+    if target.width_indices is not None:
+        recorded = target.width_indices.get("from")
+        if recorded is not None and any(recorded[name] != getattr(source, name) for name in _SIZE_FIELDS):
+            raise ValueError(
+                f"`width_indices` were selected from a learngene of sizes {recorded}, but this one has "
+                f"{ {name: getattr(source, name) for name in _SIZE_FIELDS} }."
+            )
+        plan = {}
+        for dim in WIDTH_DIMENSIONS:
+            value = target.width_indices[dim]
+            plan[dim] = decode_indices(value) if isinstance(value, str) else [decode_indices(v) for v in value]
+        bounds = {
+            "hidden": source.hidden_size,
+            "attention": source.hidden_size,
+            "intermediate": source.intermediate_size,
+        }
+        for dim in WIDTH_DIMENSIONS:
+            for indices in plan[dim] if isinstance(plan[dim][0], list) else [plan[dim]]:
+                if max(indices) >= bounds[dim]:
+                    raise ValueError(f"`width_indices[{dim!r}]` has indices >= {bounds[dim]}, the learngene's size.")
+                if recorded is None and len(set(indices)) != len(indices):
+                    raise ValueError(f"`width_indices[{dim!r}]` repeats indices; keep each channel once.")
+        if source.learngene_form == "linear" and any(
+            isinstance(plan[d][0], list) for d in ("attention", "intermediate")
+        ):
+            raise ValueError(
+                "A linear learngene's theta_A and theta_B must keep the same channels: give one `attention` and one "
+                "`intermediate` list shared by both, not one per stored layer."
+            )
+        return plan
+    hidden = _evenly_spaced(source.hidden_size, target.hidden_size)
+    if rule == "uniform":
+        attention = _evenly_spaced(source.hidden_size, target.hidden_size)
+    elif rule == "heads":
+        heads = _evenly_spaced(source.num_attention_heads, target.num_attention_heads)
+        attention = _head_channels(heads, source.hidden_size // source.num_attention_heads)
+    else:
+        raise ValueError(f"width_selection={rule!r} needs `width_indices` (see hf_learngene.growth.select_width).")
+    return {
+        "hidden": hidden,
+        "attention": attention,
+        "intermediate": _evenly_spaced(source.intermediate_size, target.intermediate_size),
+    }
+
+
+# Which dimension of each layer tensor takes which selection: 0 = output rows, 1 = input columns.
+_LAYER_DIMENSIONS = {
+    "layernorm_before.weight": {0: "hidden"},
+    "layernorm_before.bias": {0: "hidden"},
+    "layernorm_after.weight": {0: "hidden"},
+    "layernorm_after.bias": {0: "hidden"},
+    "attention.q_proj.weight": {0: "attention", 1: "hidden"},
+    "attention.q_proj.bias": {0: "attention"},
+    "attention.k_proj.weight": {0: "attention", 1: "hidden"},
+    "attention.k_proj.bias": {0: "attention"},
+    "attention.v_proj.weight": {0: "attention", 1: "hidden"},
+    "attention.v_proj.bias": {0: "attention"},
+    "attention.o_proj.weight": {0: "hidden", 1: "attention"},
+    "attention.o_proj.bias": {0: "hidden"},
+    "mlp.fc1.weight": {0: "intermediate", 1: "hidden"},
+    "mlp.fc1.bias": {0: "intermediate"},
+    "mlp.fc2.weight": {0: "hidden", 1: "intermediate"},
+    "mlp.fc2.bias": {0: "hidden"},
+}
+_EMBEDDING_DIMENSIONS = {
+    "embeddings.cls_token": {2: "hidden"},
+    "embeddings.position_embeddings": {2: "hidden"},
+    "embeddings.patch_embeddings.projection.weight": {0: "hidden"},
+    "embeddings.patch_embeddings.projection.bias": {0: "hidden"},
+    "layernorm.weight": {0: "hidden"},
+    "layernorm.bias": {0: "hidden"},
+}
+
+
+def _select_width(state: dict[str, torch.Tensor], plan: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Slice a learngene's tensors (`LearngeneModel` keys) by `plan`: every tensor that shares a dimension takes the
+    same indices, so the residual stream, each layer's attention channels and its MLP neurons stay consistent."""
+    out = {}
+    for key, tensor in state.items():
+        match = re.match(r"^layers\.(\d+)\.(.+)$", key)
+        dims = _EMBEDDING_DIMENSIONS.get(key) if match is None else _LAYER_DIMENSIONS.get(match.group(2))
+        if dims is None:
+            raise ValueError(f"No width selection rule for the tensor {key!r}.")
+        for dim, name in dims.items():
+            indices = plan[name]
+            if isinstance(indices[0], list):  # one list per stored layer
+                indices = indices[int(match.group(1))]
+            tensor = tensor.index_select(dim, torch.tensor(indices, dtype=torch.long, device=tensor.device))
+        out[key] = tensor.contiguous()
+    return out
+
+
+def _fit_linear(
+    layers: list[dict[str, torch.Tensor]], positions: list[float]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Least-squares (theta_A, theta_B) per tensor so that layer i is close to theta_A + positions[i] * theta_B
+    (TLEG's linear expansion, fitted data-free); float64, exact when the layers are linear in their positions."""
+    if len(set(positions)) < 2:
+        raise ValueError("A linear fit over layers needs at least two distinct positions.")
+    t = torch.tensor(positions, dtype=torch.float64)
+    centred = t - t.mean()
+    theta_a, theta_b = {}, {}
+    for name in layers[0]:
+        stacked = torch.stack([layer[name].detach().to(torch.float64) for layer in layers])
+        shape = (-1,) + (1,) * (stacked.dim() - 1)
+        mean = stacked.mean(0)
+        theta_b[name] = (centred.view(shape) * (stacked - mean)).sum(0) / centred.pow(2).sum()
+        theta_a[name] = mean - t.mean() * theta_b[name]
+    return theta_a, theta_b
+
+
+def _linear_layer_positions(config: LearngeneConfig) -> list[float]:
+    """Depth fraction (l / L, 1-based) of each ancestry layer a linear learngene was fitted over."""
+    return [(i + 1) / config.ancestor_num_layers for i in config.layer_indices]
+
+
+def _new_layer_values(model: DescendantForImageClassification, layer: LearngeneLayer) -> dict[str, torch.Tensor]:
+    """The tensors `"copy"` or `"linear"` gives a new layer, read from the (loaded) inherited layers."""
+    config = model.config
+    layers = model.descendant_layers()
+    position = next(p for p, candidate in enumerate(layers) if candidate is layer)
+    inherited = [(p, candidate) for p, candidate in enumerate(layers) if config.layout[p] == LAYOUT_INHERITED]
+    if config.new_layer_init == "copy":
+        # The nearest inherited layer; a tie goes to the earlier one (the layer that feeds this position).
+        source = min(inherited, key=lambda pair: (abs(pair[0] - position), pair[0]))[1]
+        return dict(source.named_parameters())
+    depth = len(layers)
+    if config.learngene_form == "linear":
+        theta_a, theta_b = (dict(stored.named_parameters()) for stored in model.learngene.layers)
+    else:
+        theta_a, theta_b = _fit_linear(
+            [dict(candidate.named_parameters()) for _, candidate in inherited], [(p + 1) / depth for p, _ in inherited]
+        )
+    t = (position + 1) / depth
+    return {name: theta_a[name].to(torch.float64) + t * theta_b[name].to(torch.float64) for name in theta_a}
+
+
 def _check_buildable(config: LearngeneConfig) -> None:
     """The geometry checks `LearngeneConfig` leaves to model construction (a config may be partial until then)."""
     for name in ("hidden_size", "num_attention_heads", "intermediate_size", "num_channels"):
@@ -400,13 +611,26 @@ class LearngenePreTrainedModel(PreTrainedModel):
         elif isinstance(module, LearngeneEmbeddings):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
             init.trunc_normal_(module.cls_token, mean=0.0, std=std)
-        elif isinstance(module, LearngeneLayer) and module.is_new and self.config.new_layer_init == "mimetic":
-            _mimetic_init_(module.attention)
+        elif isinstance(module, LearngeneLayer) and module.is_new:
+            # Layer-level schemes run after the layer's Linears and LayerNorms got the defaults above (children are
+            # initialised first) and, under `from_pretrained`, after the inherited tensors are loaded; the helpers
+            # skip loaded tensors, so a saved descendant's new layers are never overwritten.
+            method = self.config.new_layer_init
+            if method == "mimetic":
+                _mimetic_init_(module.attention)
+            elif method == "identity":
+                for projection in (module.attention.o_proj, module.mlp.fc2):
+                    init.zeros_(projection.weight)
+                    init.zeros_(projection.bias)
+            elif method in ("copy", "linear"):
+                values = _new_layer_values(self, module)
+                for name, param in module.named_parameters():
+                    init.copy_(param, values[name].to(param.dtype))
 
     def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
         # `_init_weights` only uses transformers.initialization helpers, which skip loaded tensors; so the shortcut
         # transformers takes for custom code (skip modules without direct parameters) is not needed, and it would
-        # skip the layer-level mimetic initialisation of new layers.
+        # skip the layer-level initialisation of new layers (mimetic, identity, copy, linear).
         super()._initialize_weights(module, is_custom_code=False)
 
     # What travels with the weights besides config.json and model.safetensors (the image processor, the model card,
@@ -424,16 +648,101 @@ class LearngenePreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, refusing checkpoints whose inherited weights are missing or whose layers
         do not match the config; with hf_learngene loaded, also the image processor and the condensing report saved
-        beside the weights."""
+        beside the weights.
+
+        Sizes smaller than the learngene's (`hidden_size=`, `num_attention_heads=`, `intermediate_size=`, with
+        `width_selection=` or `width_indices=`) load a narrower model whose every tensor is sliced from the
+        learngene's: see [`LearngeneConfig`]'s `width_selection`. A model saved narrow loads as it is. These
+        arguments and `new_layer_init` may be None, meaning "not given" (the checkpoint's value)."""
+        for name in (*_SIZE_FIELDS, "width_selection", "width_indices", "new_layer_init"):
+            if name in kwargs and kwargs[name] is None:
+                del kwargs[name]
         wants_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
-        )
-        _check_loaded_weights(model, info, pretrained_model_name_or_path)
+        loaded = None
+        if pretrained_model_name_or_path is not None and (
+            kwargs.keys() & {*_SIZE_FIELDS, "width_selection", "width_indices"}
+            or isinstance(kwargs.get("config"), PretrainedConfig)
+        ):
+            loaded = cls._from_pretrained_narrower(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        if loaded is None:
+            loaded = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        model, info = loaded
+        if pretrained_model_name_or_path is not None:
+            _check_loaded_weights(model, info, pretrained_model_name_or_path)
+        if isinstance(model, DescendantForImageClassification):
+            # Loading replaces the parameters, and with them the freezing `__init__` did.
+            model._freeze_linear_learngene()
         hooks = _serialization_hooks()
-        if hooks is not None:
+        if hooks is not None and pretrained_model_name_or_path is not None:
             hooks.after_load(model, pretrained_model_name_or_path, kwargs)
         return (model, info) if wants_info else model
+
+    @classmethod
+    def _from_pretrained_narrower(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """The narrower model `kwargs` ask for, or None when they ask for the checkpoint's own width."""
+        hub = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        stored = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub)
+        width_fields = (*_SIZE_FIELDS, "width_selection", "width_indices")
+        given = kwargs.get("config")
+        asked = (
+            {name: getattr(given, name, None) for name in width_fields}
+            if isinstance(given, PretrainedConfig)
+            else {name: kwargs[name] for name in width_fields if name in kwargs}
+        )
+        descendant = "DescendantForImageClassification" in (stored.architectures or [])
+        if descendant or stored.width_indices is not None:
+            if all(value == getattr(stored, name) for name, value in asked.items()):
+                return None
+            what = "a descendant" if descendant else "already narrowed from a learngene"
+            raise ValueError(
+                f"{os.fspath(pretrained_model_name_or_path)!r} is {what}; widths are selected from a learngene at "
+                f"its full width. Grow from that learngene instead, or load this checkpoint without "
+                f"{sorted(name for name, value in asked.items() if value != getattr(stored, name))}."
+            )
+        if isinstance(given, PretrainedConfig):
+            target = copy.deepcopy(kwargs["config"])
+            rest = {key: value for key, value in kwargs.items() if key != "config" and key not in hub}
+        else:
+            fields = _init_fields(cls.config_class)
+            config_keys = {
+                key
+                for key in kwargs
+                if key not in hub and key not in _LOADER_KWARGS and (key in fields or hasattr(stored, key))
+            }
+            target = cls.config_class.from_pretrained(
+                pretrained_model_name_or_path, **hub, **{key: kwargs[key] for key in config_keys}
+            )
+            rest = {key: value for key, value in kwargs.items() if key not in config_keys and key not in hub}
+        same_sizes = all(getattr(target, name) == getattr(stored, name) for name in _SIZE_FIELDS)
+        if same_sizes and (target.width_selection, target.width_indices) == (
+            stored.width_selection,
+            stored.width_indices,
+        ):
+            return None
+        plan = _width_plan(stored, target)
+        target.width_selection = target.width_selection or "uniform"
+        target.width_indices = _normalize_width_indices(
+            {**plan, "from": {name: getattr(stored, name) for name in _SIZE_FIELDS}},
+            target.num_stored_layers,
+            {"hidden_size": target.hidden_size, "intermediate_size": target.intermediate_size},
+        )
+        wide, wide_info = super(LearngenePreTrainedModel, LearngeneModel).from_pretrained(
+            pretrained_model_name_or_path, config=stored, output_loading_info=True, **hub
+        )
+        _check_loaded_weights(wide, wide_info, pretrained_model_name_or_path)
+        state = _select_width(wide.state_dict(), plan)
+        if cls is not LearngeneModel:
+            state = {f"{cls.base_model_prefix}.{key}": tensor for key, tensor in state.items()}
+        del wide
+        loaded = super().from_pretrained(None, *model_args, config=target, state_dict=state, **rest)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).config.name_or_path = os.fspath(
+            pretrained_model_name_or_path
+        )
+        return loaded
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`; with hf_learngene loaded, also the image processor, the model card and
@@ -503,9 +812,33 @@ class LearngeneModel(LearngenePreTrainedModel):
         _model_depth(config.num_hidden_layers, config.layout, len(config.layer_indices))
         super().__init__(config)
         self.embeddings = LearngeneEmbeddings(config)
-        self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(len(config.layer_indices))])
+        # One layer per kept ancestry layer, or theta_A and theta_B for a linear learngene.
+        self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(config.num_stored_layers)])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
+
+    def _layers_in_order(self) -> list[Callable]:
+        """The layers the forward runs: the stored ones, or for a linear learngene the layer theta_A + t * theta_B
+        at each fitted ancestry position t (generated on the fly, so gradients reach theta_A and theta_B)."""
+        if self.config.learngene_form != "linear":
+            return list(self.layers)
+        theta_a, theta_b = self.layers
+        if self.training and theta_a.gradient_checkpointing:
+            # Checkpointing would recompute with theta_A itself instead of the generated weights.
+            raise ValueError(
+                "A linear learngene's forward does not support gradient checkpointing; call "
+                "`gradient_checkpointing_disable()` (its descendants support it)."
+            )
+
+        def generated(t: float) -> Callable:
+            def run(hidden_states, **kwargs):
+                b = dict(theta_b.named_parameters())
+                params = {name: value + t * b[name] for name, value in theta_a.named_parameters()}
+                return torch.func.functional_call(theta_a, params, (hidden_states,), kwargs)
+
+            return run
+
+        return [generated(t) for t in _linear_layer_positions(self.config)]
 
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embeddings
@@ -542,7 +875,7 @@ class LearngeneModel(LearngenePreTrainedModel):
         hidden_states = self.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
         all_hidden = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for layer in self.layers:
+        for layer in self._layers_in_order():
             if output_attentions:
                 hidden_states, weights = layer(hidden_states, output_attentions=True)
                 all_attentions = all_attentions + (weights,)
@@ -595,7 +928,14 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
             # from a checkpoint, so transformers does not warn; `from_pretrained` still lists them as new.
             self._keys_to_ignore_on_load_missing = [r"^new_layers\.", r"^classifier\."]
             self._new_weights_from_learngene = [name for name in self.state_dict() if name.startswith(_NEW_PREFIXES)]
+        self._freeze_linear_learngene()
         self.post_init()
+
+    def _freeze_linear_learngene(self) -> None:
+        if self.config.learngene_form == "linear":
+            # theta_A and theta_B only generate the new layers (at initialisation); the forward never reads them, so
+            # they are frozen (DDP and FSDP require every trainable parameter to take part in the loss).
+            self.learngene.layers.requires_grad_(False)
 
     @property
     def layout(self) -> str:

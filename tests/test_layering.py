@@ -17,7 +17,7 @@ LAYERS = [
     ["modeling_learngene"],
     ["utils"],
     ["data"],
-    ["ancestry", "evaluation"],
+    ["ancestry", "evaluation", "growth"],
     ["model_card"],
     ["serialization"],
     ["condensing", "training"],

@@ -330,7 +330,7 @@ def test_new_methods_need_a_condensing_set(ancestor, method):
         condense(ancestor, method=method, num_layers=2, max_candidates=5)
 
 
-@pytest.mark.parametrize("method", sorted(CONDENSING_METHODS))
+@pytest.mark.parametrize("method", sorted(set(CONDENSING_METHODS) - {"linear"}))
 def test_constraints_are_honoured_by_every_method(ancestor, digits, method):
     spec = CONDENSING_METHODS[method]
     k = 3
@@ -356,6 +356,15 @@ def test_constraints_are_honoured_by_every_method(ancestor, digits, method):
         if config.condensing_scores is not None and method not in ("angular_distance", "search"):
             # Methods whose rule is top-k of their scores keep the constrained optimum of those scores.
             assert config.layer_indices == constrained_top_k(config.condensing_scores, k, constraints)
+
+
+def test_the_linear_learngene_takes_no_layer_count_or_constraint(ancestor):
+    # It builds two tensors per weight (theta_A, theta_B) instead of choosing k layers.
+    with pytest.raises(ValueError, match="drop `num_layers`"):
+        condense(ancestor, method="linear", num_layers=3)
+    with pytest.raises(ValueError, match="do not apply"):
+        condense(ancestor, method="linear", contiguous=True)
+    assert condense(ancestor, method="linear", layers=[0, 2, 4]).config.layer_indices == [0, 2, 4]
 
 
 def test_constraints_on_data_free_methods(ancestor):

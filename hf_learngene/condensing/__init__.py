@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (register the methods)
     cka,
     first,
     heuristic,
+    linear,
     manual,
     random_layers,
     search,
@@ -132,6 +133,13 @@ def condense(
         selection = spec.fn(source, num_layers, condense_dataset=condense_dataset, seed=seed, **extra, **method_kwargs)
     else:
         selection = spec.fn(source, num_layers, layers=layers, seed=seed, **extra)
+    if isinstance(selection, LearngeneModel):  # a method that builds new tensors (method="linear")
+        if constraints.active:
+            raise ValueError(f'method="{method}" builds its own tensors; `contiguous`/`keep_first_layer` do not apply.')
+        selection.config.condensing_details = {**selection.config.condensing_details, **_processor_note(source)}
+        if output_dir is not None:
+            save_folder(selection, output_dir, overwrite=overwrite)
+        return selection
     if selection.scores is not None:
         check_scores(selection.scores, method)
     if not spec.handles_constraints:
@@ -190,7 +198,7 @@ def _check_request(method: str, layers, condense_dataset, method_kwargs: dict):
             f"Unknown condensing method {method!r}; choose one of: {', '.join(sorted(CONDENSING_METHODS))}."
         )
     spec = CONDENSING_METHODS[method]
-    if layers is not None and method != "manual":
+    if layers is not None and method not in ("manual", "linear"):
         raise ValueError(f'`layers=` names the layers for method="manual"; method="{method}" chooses them itself.')
     if spec.needs_data and condense_dataset is None:
         raise ValueError(f'method="{method}" needs a condensing set: pass `condense_dataset=`.')

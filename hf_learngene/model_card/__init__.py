@@ -36,6 +36,26 @@ METHOD_CHOICES = {
 }
 
 
+# How a descendant's width and new layers were derived, in the card's words.
+WIDTH_RULES = {
+    "uniform": "evenly spaced indices in every dimension, one selection per dimension shared by every tensor "
+    "(weight selection, Xu et al., ICLR 2024)",
+    "heads": "whole heads kept (head_dim unchanged): evenly spaced heads, residual channels and MLP neurons",
+    "activation": "the residual channels, heads (whole) and MLP neurons with the largest activations on sample images",
+    "given": "indices given explicitly",
+}
+NEW_LAYER_INITS = {
+    "trunc_normal": "random (truncated normal, transformers' ViT scheme)",
+    "mimetic": "random, attention mimetic (W_q W_k^T ~ I, W_v W_o ~ -I; Trockman & Kolter 2023)",
+    "identity": "each started as the identity (random, with the attention o_proj and MLP fc2 at zero), so the "
+    "descendant started out computing exactly what its inherited layers compute",
+    "copy": "a copy of the nearest inherited layer in the layout (a tie goes to the earlier one)",
+    "linear": "theta_A + (l / D) theta_B at their depth l of D, with (theta_A, theta_B) fitted by least squares over "
+    "the inherited layers at their positions",
+}
+_SHOWN_INDICES = 80  # characters of each kept-index list the card shows
+
+
 def display_name(name: str | None) -> str | None:
     """A name safe to print in a card: a Hub id as it is, anything path-like by its last component only, escaped so
     that it renders as text (no HTML, no table breaks)."""
@@ -103,10 +123,13 @@ def learngene_card(
     k = len(config.layer_indices)
     ancestor = display_name(config.ancestor_name_or_path)
     heatmap = folder is not None and os.path.isfile(os.path.join(folder, HEATMAP_FILE))
+    linear = getattr(config, "learngene_form", "layers") == "linear"
+    kind = "Linear learngene (theta_A, theta_B fitted over" if linear else "Learngene ("
     return ModelCard.from_template(
         _card_data(model, tags),
         template_path=str(TEMPLATES / "learngene_card.md"),
-        title=f"Learngene ({k} of {config.ancestor_num_layers} layers" + (f" of {ancestor})" if ancestor else ")"),
+        title=f"{kind}{' ' if linear else ''}{k} of {config.ancestor_num_layers} layers"
+        + (f" of {ancestor})" if ancestor else ")"),
         num_layers=k,
         method_summary=details.get("summary"),
         hidden_size=config.hidden_size,
@@ -120,7 +143,9 @@ def learngene_card(
         condensing_set=html.escape(str(details["condensing_set"])) if details.get("condensing_set") else None,
         choices=METHOD_CHOICES.get(method),
         processor_note=html.escape(str(details["image_processor"])) if details.get("image_processor") else None,
-        example_layout="L" * k + "RR",
+        # A linear learngene's descendants inherit no layer: every layer is generated (R).
+        example_layout="R" * k if linear else "L" * k + "RR",
+        linear=linear,
         **_common(model, repo_id),
     )
 
@@ -158,10 +183,52 @@ def _curve_columns(rows: list[dict[str, Any]]) -> list[str]:
     return [k for k in ("epoch", "train_loss") if k in present] + evals
 
 
+def _shorten(text: str) -> str:
+    return text if len(text) <= _SHOWN_INDICES else text[:_SHOWN_INDICES].rsplit(",", 1)[0] + ",..."
+
+
+def _kept(value) -> str:
+    """A kept-index record (one compact list, or one per layer) as card text."""
+    if isinstance(value, str):
+        return f"`{_shorten(value)}`"
+    return "; ".join(f"layer {i}: `{_shorten(v)}`" for i, v in enumerate(value))
+
+
+def _sizes(config) -> dict[str, Any]:
+    """The descendant's width and depth, and how each was derived."""
+    heads, hidden = config.num_attention_heads, config.hidden_size
+    source = (config.width_indices or {}).get("from")
+    if source is None:
+        width = (
+            f"hidden {hidden}, {heads} heads (head_dim {hidden // heads}), MLP {config.intermediate_size}: the "
+            "learngene's"
+        )
+        selection = None
+    else:
+        width = (
+            f"hidden {hidden} of {source['hidden_size']}, {heads} of {source['num_attention_heads']} heads "
+            f"(head_dim {hidden // heads}), MLP {config.intermediate_size} of {source['intermediate_size']}: "
+            "selected from the learngene's"
+        )
+        rule = config.width_selection
+        selection = {
+            "rule": rule,
+            "how": WIDTH_RULES.get(rule, ""),
+            "kept": f"hidden {_kept(config.width_indices['hidden'])}; attention channels "
+            f"{_kept(config.width_indices['attention'])}; MLP {_kept(config.width_indices['intermediate'])}",
+        }
+    init = config.new_layer_init
+    how = NEW_LAYER_INITS.get(init, "")
+    if init == "linear" and getattr(config, "learngene_form", "layers") == "linear":
+        how = "theta_A + (l / D) theta_B at their depth l of D, from the linear learngene's (theta_A, theta_B)"
+    return {"width": width, "selection": selection, "new_layer_how": how}
+
+
 def descendant_card(
     model, repo_id: str | None = None, folder: str | os.PathLike | None = None, tags: list[str] | None = None
 ) -> ModelCard:
-    """The card of a descendant: learngene provenance, layout, labels, training and results."""
+    """The card of a descendant: learngene provenance, layout, sizes and how each was derived, labels, training and
+    results."""
     config = model.config
     labels = [html.escape(str(config.id2label[i])) for i in sorted(config.id2label)]
     shown = ", ".join(labels[:20]) + (", ..." if len(labels) > 20 else "")
@@ -180,6 +247,8 @@ def descendant_card(
         num_new=layout.count("R"),
         layout=layout,
         new_layer_init=config.new_layer_init,
+        linear_learngene=getattr(config, "learngene_form", "layers") == "linear",
+        **_sizes(config),
         problem_type=config.problem_type or "single_label_classification",
         num_labels=config.num_labels,
         labels=shown,
@@ -210,6 +279,8 @@ def write_model_card(
 
 __all__ = [
     "CARD_TAGS",
+    "NEW_LAYER_INITS",
+    "WIDTH_RULES",
     "descendant_card",
     "display_name",
     "is_descendant",
