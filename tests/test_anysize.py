@@ -166,7 +166,7 @@ def test_linear_learngene_recovers_a_linear_ancestor(tmp_path):
         _assert_same_layer(new, {n: theta_a[n] + depth / 8 * theta_b[n] for n in theta_a}, atol=1e-6)
 
     card = (tmp_path / "linear" / "README.md").read_text()
-    assert "# Linear learngene (theta_A, theta_B fitted over 4 of 4 layers" in card and 'layout="RRRR"' in card
+    assert "# Linear learngene (theta_A, theta_B fitted over 4 of 4 layers" in card and "num_hidden_layers=6" in card
 
     # A non-linear ancestor is fitted only approximately, and the config says how well.
     assert condense(tiny_vit(seed=4), method="linear").config.condensing_details["fit_relative_error"] > 0.01
