@@ -88,7 +88,14 @@ def plot_learning_curves(arms: dict[str, dict[str, Any]], path: str, title: str)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    colors = {"scratch": "tab:gray", "heuristic": "tab:blue", "first": "tab:green", "auto": "tab:orange"}
+    colors = {
+        "scratch": "tab:gray",
+        "heuristic": "tab:blue",
+        "first": "tab:green",
+        "auto": "tab:orange",
+        "first-half-width": "tab:purple",
+        "first-identity": "tab:olive",
+    }
     figure = Figure(figsize=(10, 4))
     accuracy_axes, loss_axes = figure.subplots(1, 2)
     for name, arm in arms.items():
@@ -148,6 +155,20 @@ def _reading(table: list[dict[str, Any]]) -> list[str]:
             f"- auto did not beat the {best} baseline ({rows['auto']['best_accuracy']:.3f} vs "
             f"{rows[best]['best_accuracy']:.3f}): in this run the data-driven choice added nothing over {best}."
         )
+    first = rows["first"]
+    if "first-half-width" in rows:
+        half = rows["first-half-width"]
+        lines.append(
+            f"- **first-half-width** (the first-k learngene at half the width, {half['parameters']:,} parameters "
+            f"against {first['parameters']:,}): best accuracy {half['best_accuracy']:.3f}, against "
+            f"{first['best_accuracy']:.3f} at full width and {scratch['best_accuracy']:.3f} for scratch at full width."
+        )
+    if "first-identity" in rows:
+        grown = rows["first-identity"]
+        lines.append(
+            f"- **first-identity** (the same descendant as first, its new layer starting as the identity): best "
+            f"accuracy {grown['best_accuracy']:.3f} against {first['best_accuracy']:.3f} with a random new layer."
+        )
     return lines
 
 
@@ -179,7 +200,9 @@ def write_report(path: str, result: DemoResult, settings: DemoSettings, quick: b
         f"{settings.train_per_class} training and {settings.test_per_class} held-out images per class), trained "
         f"{settings.epochs} epochs with the Trainer (AdamW, lr {settings.learning_rate:g}, batch "
         f"{settings.batch_size}, cosine schedule, same seed); scratch is the same architecture with every weight "
-        "random.",
+        "random. Two more arms grow from the first-k learngene what truncation cannot: first-half-width (half the "
+        "hidden size, heads and MLP, every tensor sliced by weight selection's uniform rule) and first-identity (its "
+        "new layer starts as the identity).",
         "",
         "## Results",
         "",

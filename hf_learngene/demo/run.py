@@ -36,7 +36,15 @@ from ..training import ANCESTOR_INFO_FILE, train_ancestor, train_descendant
 from ..training.parameters import inherited_parameters
 from ..utils import atomic_folder, default_cache_dir
 from .report import DemoResult, format_table, plot_learning_curves, summary_table, write_report
-from .settings import ARMS, BASELINE_METHODS, DEFAULT_SETTINGS, QUICK_SETTINGS, DemoSettings
+from .settings import (
+    ARMS,
+    BASELINE_METHODS,
+    DEFAULT_SETTINGS,
+    GROWN_ARMS,
+    QUICK_SETTINGS,
+    DemoSettings,
+    grown_kwargs,
+)
 
 DEFAULT_OUTPUT = "demo-output"
 # Written into every demo output folder: only a folder with it may be replaced by a later run with --overwrite.
@@ -112,9 +120,15 @@ def _descendant(arm: str, learngenes: dict[str, str], settings: DemoSettings, id
     label2id = {name: i for i, name in id2label.items()}
     # The same seed before every arm: the new layers and the head start identical in the learngene arms.
     set_seed(seed)
-    if arm in learngenes:
+    if arm in learngenes or arm in GROWN_ARMS:
+        extra = grown_kwargs(arm, settings) if arm in GROWN_ARMS else {}
         return DescendantForImageClassification.from_pretrained(
-            learngenes[arm], num_labels=len(id2label), id2label=id2label, label2id=label2id, layout=settings.layout
+            learngenes["first" if arm in GROWN_ARMS else arm],
+            num_labels=len(id2label),
+            id2label=id2label,
+            label2id=label2id,
+            layout=settings.layout,
+            **extra,
         )
     reference = LearngeneConfig.from_pretrained(learngenes["auto"])
     config = LearngeneConfig(
@@ -309,9 +323,9 @@ def _inherit(output_dir: str, folders: dict, learngenes: dict, settings: DemoSet
                     use_cpu=device == "cpu",
                 )
             trained = result.trainer.accelerator.unwrap_model(result.trainer.model)
-            source = learngenes.get(arm)
+            source = learngenes.get("first" if arm in GROWN_ARMS else arm)
             arms[arm] = {
-                "label": f"layers {source.config.layer_indices}" if source is not None else "all random",
+                "label": _arm_label(arm, source),
                 "layer_indices": list(source.config.layer_indices) if source is not None else None,
                 "parameters": trained.num_parameters(),
                 "inherited_parameters": 0
@@ -328,6 +342,16 @@ def _inherit(output_dir: str, folders: dict, learngenes: dict, settings: DemoSet
                 trained.save_pretrained(os.path.join(output_dir, "descendant"))
     bar.close()
     return arms
+
+
+def _arm_label(arm: str, source) -> str:
+    if source is None:
+        return "all random"
+    if arm == "first-half-width":
+        return f"layers {source.config.layer_indices}, half width"
+    if arm == "first-identity":
+        return f"layers {source.config.layer_indices}, new layer = identity"
+    return f"layers {source.config.layer_indices}"
 
 
 def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, settings: DemoSettings) -> DemoResult:

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 # scratch: same architecture, all random; heuristic: last k layers (Heur-LG); first: first k layers (plain truncation,
 # a strong baseline); auto: the paper's condensing.
-ARMS = ("scratch", "heuristic", "first", "auto")
+# first-half-width and first-identity grow from the first-k learngene what plain truncation cannot give: a descendant of
+# half the width (hidden size, heads and MLP; every tensor sliced by weight selection's uniform rule), and one whose new
+# layer starts as the identity instead of at random.
+ARMS = ("scratch", "heuristic", "first", "auto", "first-half-width", "first-identity")
 BASELINE_METHODS = ("heuristic", "first")
+GROWN_ARMS = ("first-half-width", "first-identity")
 
 
 @dataclass(frozen=True)
@@ -97,4 +101,26 @@ QUICK_SETTINGS = DemoSettings(
 )
 
 
-__all__ = ["ARMS", "BASELINE_METHODS", "DEFAULT_SETTINGS", "QUICK_SETTINGS", "DemoSettings"]
+def grown_kwargs(arm: str, settings: DemoSettings) -> dict:
+    """The `from_pretrained` arguments that grow a `GROWN_ARMS` descendant from the first-k learngene."""
+    if arm == "first-half-width":
+        return {
+            "hidden_size": settings.hidden_size // 2,
+            "num_attention_heads": max(1, settings.num_attention_heads // 2),
+            "intermediate_size": settings.intermediate_size // 2,
+            "width_selection": "uniform",
+        }
+    if arm == "first-identity":
+        return {"new_layer_init": "identity"}
+    raise ValueError(f"{arm!r} is not one of {GROWN_ARMS}.")
+
+
+__all__ = [
+    "ARMS",
+    "BASELINE_METHODS",
+    "DEFAULT_SETTINGS",
+    "GROWN_ARMS",
+    "QUICK_SETTINGS",
+    "DemoSettings",
+    "grown_kwargs",
+]
