@@ -26,6 +26,7 @@ from .checkpoints import (
     checkpoint_info,
     is_complete_checkpoint,
     latest_checkpoint,
+    list_checkpoints,
     resolve_checkpoint,
     rotate_checkpoints,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "default_compute_metrics",
     "is_complete_checkpoint",
     "latest_checkpoint",
+    "list_checkpoints",
     "launched_world_size",
     "resolve_checkpoint",
     "rotate_checkpoints",
