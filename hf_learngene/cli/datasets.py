@@ -7,8 +7,9 @@ and `evaluate` refuses to score a training split unless asked to with `--split t
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .arguments import OFFLINE_DATASETS, OFFLINE_PREFIX
 from .common import CLIError, check_source, one_line
@@ -172,3 +173,36 @@ def evaluation_split(args, warn):
 def card_dataset_name(source: str) -> str | None:
     # Only a Hub dataset name belongs in the card's `datasets:` metadata; local and offline sets name themselves.
     return None if source.startswith(OFFLINE_PREFIX) or os.path.exists(source) else source
+
+
+def unreadable_image(dataset) -> str | None:
+    """The first image of `dataset` that cannot be decoded, as `"<file or row>: <error>"` (None when all can)."""
+    from datasets import Image
+
+    from ..data import find_columns
+
+    column = find_columns(dataset)[0]
+    if not isinstance(dataset.features[column], Image):
+        return None
+    raw = dataset.cast_column(column, Image(decode=False))
+    for row, item in enumerate(raw[column]):
+        item = item or {}
+        try:
+            Image().decode_example(item).load()
+        except Exception as error:  # noqa: BLE001 - any failure to decode names the file
+            return f"{item.get('path') or f'row {row}'}: {one_line(error)}"
+    return None
+
+
+@contextlib.contextmanager
+def naming_bad_images(*datasets) -> Iterator[None]:
+    """Turn an image that cannot be read (PIL raises an `OSError`, often without the file's name) into an input error
+    that names the file: on such a failure the datasets are scanned for the culprit."""
+    try:
+        yield
+    except OSError as error:
+        for dataset in datasets:
+            culprit = unreadable_image(dataset) if dataset is not None else None
+            if culprit is not None:
+                raise CLIError(f"Cannot read an image of the dataset: {culprit}") from error
+        raise

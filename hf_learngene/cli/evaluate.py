@@ -7,7 +7,7 @@ from typing import Any
 
 from .arguments import DEVICE_HELP, add_dataset_options, batch_size
 from .common import CLIError, Output, check_source, hub_kwargs, load_config, one_line, print_table, resolve_device
-from .datasets import evaluation_split
+from .datasets import evaluation_split, naming_bad_images
 
 EPILOG = """\
 examples:
@@ -128,7 +128,8 @@ def run(args, out: Output) -> dict[str, Any]:
     device = resolve_device(args.device)
     split, split_name = evaluation_split(args, out.warn)
     model, processor = _load_model(name, args, device)
-    labels, predictions, _ = _predict(model, processor, split, device, args.batch_size)
+    with naming_bad_images(split):
+        labels, predictions, _ = _predict(model, processor, split, device, args.batch_size)
     report = classification_report(labels, predictions, model.config.id2label)
     report.update(model=args.model, dataset=args.dataset, split=split_name)
     print(f"{args.model} on {args.dataset}, split {split_name} ({report['num_examples']:,} images)")

@@ -9,7 +9,7 @@ from typing import Any
 from . import run_folder
 from .arguments import add_dataset_options, add_learngene_options, add_training_options, add_writing_options
 from .common import CLIError, Output, check_source, hub_url, load_config, one_line, resolve_device
-from .datasets import card_dataset_name, training_splits
+from .datasets import card_dataset_name, naming_bad_images, training_splits
 
 EPILOG = """\
 examples:
@@ -132,10 +132,11 @@ def _train(args, out: Output, folder, model, train, evaluation, device):
     from ..training import train_descendant
 
     try:
-        result = train_descendant(
-            model, train, evaluation, output_dir=folder.work, resume_from_checkpoint=folder.checkpoint,
-            **training_settings(args, device),
-        )  # fmt: skip
+        with naming_bad_images(train, evaluation):
+            result = train_descendant(
+                model, train, evaluation, output_dir=folder.work, resume_from_checkpoint=folder.checkpoint,
+                **training_settings(args, device),
+            )  # fmt: skip
     except BaseException:
         hint = run_folder.abandon(folder)
         if hint:
@@ -191,8 +192,11 @@ def _report(result, model, folder, layout: str, train, evaluation) -> dict[str, 
 
 
 def run(args, out: Output) -> dict[str, Any]:
+    from ..training import check_sharding_device
+
     learngene, layout = learngene_layout(args)
     device = resolve_device(args.device)
+    check_sharding_device(device)
     folder = run_folder.prepare(args.output, args.overwrite, args.resume_from_checkpoint, print)
     train, evaluation = training_splits(args, lambda note: print(f"note: {note}"))
     model = build_descendant(args, learngene, layout, train)

@@ -38,7 +38,7 @@ from .curves import (
     load_learning_curves,
     plot_learning_curves,
 )
-from .launch import LaunchError, check_launch, launched_world_size
+from .launch import LaunchError, check_launch, check_sharding_device, launched_world_size
 from .loop import ANCESTOR_INFO_FILE, FitResult, fit, train_ancestor
 from .parameters import (
     FreezeInheritedCallback,
@@ -67,6 +67,7 @@ __all__ = [
     "SeededAugmentationCallback",
     "atomic_checkpoint",
     "check_launch",
+    "check_sharding_device",
     "check_rng_state",
     "checkpoint_info",
     "default_compute_metrics",

@@ -35,6 +35,20 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
+def check_sharding_device(device: str) -> None:
+    """Refuse at once (before any work) an FSDP or DeepSpeed launch config combined with the CPU, which accelerate
+    would run as plain DDP; [`check_launch`] checks the same once the run is set up."""
+    if str(device).split(":")[0] != "cpu":
+        return
+    for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if _flag(flag):
+            raise LaunchError(
+                f"The launch config asks for {name} but the run is on the CPU: accelerate runs {name} on GPUs only "
+                "and would silently train with DDP. Drop the config (DDP on CPUs: `accelerate launch --multi_gpu "
+                "--num_processes N ... --device cpu`), or run on GPUs."
+            )
+
+
 def check_launch(num_processes: int, distributed_type: str, *, device_hint: str = "--device cpu") -> None:
     """Raise [`LaunchError`] (or warn) when the run does not use what the launch asked for (see the module docstring).
 
@@ -72,4 +86,4 @@ def check_launch(num_processes: int, distributed_type: str, *, device_hint: str 
         )
 
 
-__all__ = ["LaunchError", "check_launch", "launched_world_size"]
+__all__ = ["LaunchError", "check_launch", "check_sharding_device", "launched_world_size"]
