@@ -34,7 +34,6 @@ logger = logging.get_logger(__name__)
 # Keyword arguments of transformers' shared classification loss that callers (the Trainer) pass to forward.
 _LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
 
-
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
