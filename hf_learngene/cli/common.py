@@ -134,6 +134,21 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
+def quiet_libraries(quiet: bool) -> None:
+    """Loading and writing bars of transformers, datasets and huggingface_hub are noise in a command's output; with
+    `--quiet` their warnings go too (the Trainer's own progress bar follows --quiet through `disable_tqdm`)."""
+    import datasets
+    import huggingface_hub
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+    if quiet:
+        hf_logging.set_verbosity_error()
+        datasets.logging.set_verbosity_error()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Paths, Hub ids, devices
 

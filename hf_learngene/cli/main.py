@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from . import condense, demo, evaluate, info, inherit
 from .arguments import HelpFormatter, Parser, add_common_options
-from .common import EXIT_FAILURE, CLIError, Output, exit_code, one_line
+from .common import EXIT_FAILURE, CLIError, Output, exit_code, one_line, quiet_libraries
 
 SUBCOMMANDS = (condense, inherit, evaluate, info, demo)
 
@@ -34,21 +34,6 @@ def build_parser() -> Parser:
     for module in SUBCOMMANDS:
         module.add_parser(commands, [common], HelpFormatter)
     return parser
-
-
-def _quiet_libraries(quiet: bool) -> None:
-    """Loading and writing bars of transformers, datasets and huggingface_hub are noise in a command's output; with
-    `--quiet` their warnings go too (the Trainer's own progress bar follows --quiet through `disable_tqdm`)."""
-    import datasets
-    import huggingface_hub
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    huggingface_hub.utils.disable_progress_bars()
-    if quiet:
-        hf_logging.set_verbosity_error()
-        datasets.logging.set_verbosity_error()
 
 
 @contextlib.contextmanager
@@ -78,7 +63,7 @@ def _run(args, out: Output) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    _quiet_libraries(args.quiet)
+    quiet_libraries(args.quiet)
     with _our_warnings(out), out.capture():
         payload = args.func(args, out)
     out.result(payload)
