@@ -17,7 +17,7 @@ from .common import (
     parse_options,
     resolve_device,
 )
-from .datasets import load_dataset_arg, pick_split
+from .datasets import load_dataset_arg, naming_bad_images, pick_split
 
 EPILOG = """\
 examples:
@@ -89,10 +89,11 @@ def run(args, out: Output) -> dict[str, Any]:
     options = parse_options(args.option)
     dataset = _condensing_set(args, spec, options)
     output = check_output(args.output, args.overwrite, "learngene")
-    learngene = condense(
-        ancestor, method=args.method, num_layers=args.num_layers, layers=layers, condense_dataset=dataset,
-        output_dir=output, overwrite=args.overwrite, revision=args.revision, seed=args.seed, **options,
-    )  # fmt: skip
+    with naming_bad_images(dataset):
+        learngene = condense(
+            ancestor, method=args.method, num_layers=args.num_layers, layers=layers, condense_dataset=dataset,
+            output_dir=output, overwrite=args.overwrite, revision=args.revision, seed=args.seed, **options,
+        )  # fmt: skip
     config = learngene.config
     print(
         f"Learngene: {config.num_hidden_layers} of {config.ancestor_num_layers} ancestry layers "

@@ -80,9 +80,13 @@ def learngene_layout(args) -> tuple[str, str]:
 
 
 def build_descendant(args, learngene: str, layout: str, train):
+    """The descendant, its new layers initialised from `--seed` (the same on every process and every run)."""
+    from transformers import set_seed
+
     from ..data import find_columns, label_maps
     from ..modeling_learngene import DescendantForImageClassification
 
+    set_seed(args.seed)
     _, label_column = find_columns(train)
     id2label, label2id = label_maps(train, label_column)
     kwargs = {"revision": args.revision} if args.revision else {}

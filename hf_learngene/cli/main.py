@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import traceback
@@ -70,6 +71,15 @@ def _run(args, out: Output) -> int:
     return 0
 
 
+def _release_frames(error: BaseException | None) -> None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
+    gc.collect()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hf-learngene` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -88,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - every failure becomes one line unless --verbose
         if args.verbose:
             traceback.print_exc()
+        # Progress bars still referenced by the failed frames would close (and draw) after the message: close them now.
+        _release_frames(error)
         hint = "" if args.verbose else " (run with --verbose for the traceback)"
         print(f"{out.prog}: error: {one_line(error)}{hint}", file=sys.stderr)
         return exit_code(error)
