@@ -411,6 +411,8 @@ def train_descendant(
     }
     if trainer.is_world_process_zero() and curves.curves:
         plot_learning_curves(curves.curves, os.path.join(str(output_dir), LEARNING_CURVES_IMAGE))
+    # The whole log history beside the model: a step checkpoint's copy can miss the last epoch's logs.
+    trainer.save_state()
     trainer.save_model()
     hub_url = None
     if push_to_hub:
