@@ -455,7 +455,6 @@ def train(args) -> dict[str, Any]:
         unwrapped = parts.objects[-1]
         write_debug_files(args, accelerator, unwrapped, parts.seen, folder.work)
         save_model(args, accelerator, parts.objects[0], unwrapped, results, folder, parts.inherited_lr)
-        accelerator.end_training()
     except BaseException:
         hint = run_folder.abandon(folder)
         if hint:
@@ -469,6 +468,7 @@ def train(args) -> dict[str, Any]:
     if args.push_to_hub and accelerator.is_main_process:
         results["hub_url"] = push_folder(unwrapped, folder.output, args.push_to_hub)
         print(f"Pushed to {results['hub_url']}")
+    accelerator.end_training()  # last: it also ends the process group
     print(json.dumps({k: v for k, v in results.items() if k not in ("learning_curves", "report")}))
     return results
 
