@@ -494,17 +494,30 @@ def test_input_errors_exit_2(vit_dir, bert_dir, learngene_dir, image_folder, tmp
         assert message in error_line(result), (message, result.stderr)
     assert sorted(p.name for p in (out / "taken_by_user").iterdir()) == ["notes.txt"]
     assert not any((out / name).exists() for name in ("o1", "o2", "o3", "o4", "o5", "interrupted"))
-    # The ancestor is intact (an --output onto it was refused in `runs`' sibling checks before).
-    assert ViTForImageClassification.from_pretrained(vit_dir).config.num_hidden_layers == 4
 
 
 def test_the_console_script_exits_2_without_a_traceback(vit_dir, env, tmp_path):
-    result = run_cli("condense", vit_dir, "--method", "first", "--num-layers", 1, "--output", vit_dir, "--overwrite",
-                     env=env)  # fmt: skip
-    assert result.returncode == 2
-    assert "may only replace a previous learngene" in error_line(result)
-    result = run_cli("inherit", vit_dir, "--output", tmp_path / "o", "--epochs", "-1", env=env)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    results = run_many(
+        {
+            "onto_the_ancestor": [
+                "condense",
+                vit_dir,
+                "--method",
+                "first",
+                "--num-layers",
+                1,
+                "--output",
+                vit_dir,
+                "--overwrite",
+            ],
+            "bad_value": ["inherit", vit_dir, "--output", tmp_path / "o", "--epochs", "-1"],
+        },  # fmt: skip
+        env,
+    )
+    assert results["onto_the_ancestor"].returncode == 2
+    assert "may only replace a previous learngene" in error_line(results["onto_the_ancestor"])
+    assert results["bad_value"].returncode == 2 and len(results["bad_value"].stderr.strip().splitlines()) == 1
+    assert ViTForImageClassification.from_pretrained(vit_dir).config.num_hidden_layers == 4  # the ancestor is intact
 
 
 def test_missing_hub_repos_exit_2_and_leave_nothing(local_hub, image_folder, tmp_path, capsys):
