@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -488,15 +489,22 @@ def test_input_errors_exit_2(vit_dir, bert_dir, learngene_dir, image_folder, tmp
         ],
     }  # fmt: skip
     (out / "interrupted.partial" / "checkpoint-3").mkdir(parents=True)
+    for broken in ("bad_weights", "bad_config"):  # unusable input files
+        shutil.copytree(learngene_dir, out / broken)
+    (out / "bad_weights" / "model.safetensors").write_bytes(b"not safetensors")
+    (out / "bad_config" / "config.json").write_text("{not json")
+    cases["bad_weights"] = ["inherit", out / "bad_weights", "--dataset", image_folder, "--layout", "LRL", "--device",
+                            "cpu", "--output", out / "o6"]  # fmt: skip
+    cases["bad_config"] = ["info", out / "bad_config"]
     for message, command in cases.items():
         result = run_main(command, capsys)
         assert result.returncode == 2, (message, result.stderr)
-        assert message in error_line(result), (message, result.stderr)
+        assert message.startswith("bad_") or message in error_line(result), (message, result.stderr)
     assert sorted(p.name for p in (out / "taken_by_user").iterdir()) == ["notes.txt"]
-    assert not any((out / name).exists() for name in ("o1", "o2", "o3", "o4", "o5", "interrupted"))
+    assert not any((out / name).exists() for name in ("o1", "o2", "o3", "o4", "o5", "o6", "interrupted"))
 
 
-def test_the_console_script_exits_2_without_a_traceback(vit_dir, env, tmp_path):
+def test_the_console_script_exits_2_without_a_traceback(vit_dir, learngene_dir, image_folder, env, tmp_path):
     results = run_many(
         {
             "onto_the_ancestor": [
@@ -510,13 +518,25 @@ def test_the_console_script_exits_2_without_a_traceback(vit_dir, env, tmp_path):
                 vit_dir,
                 "--overwrite",
             ],
-            "bad_value": ["inherit", vit_dir, "--output", tmp_path / "o", "--epochs", "-1"],
+            "bad_value": [
+                "inherit",
+                learngene_dir,
+                "--dataset",
+                image_folder,
+                "--layout",
+                "LRL",
+                "--output",
+                tmp_path / "o",
+                "--epochs",
+                "-1",
+            ],
         },  # fmt: skip
         env,
     )
     assert results["onto_the_ancestor"].returncode == 2
     assert "may only replace a previous learngene" in error_line(results["onto_the_ancestor"])
     assert results["bad_value"].returncode == 2 and len(results["bad_value"].stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
     assert ViTForImageClassification.from_pretrained(vit_dir).config.num_hidden_layers == 4  # the ancestor is intact
 
 

@@ -409,15 +409,7 @@ def train_descendant(
         "metrics": metrics,
         "learning_curves": curves.curves,
     }
-    if trainer.is_world_process_zero() and curves.curves:
-        plot_learning_curves(curves.curves, os.path.join(str(output_dir), LEARNING_CURVES_IMAGE))
-    # The whole log history beside the model: a step checkpoint's copy can miss the last epoch's logs.
-    trainer.save_state()
-    trainer.save_model()
-    hub_url = None
-    if push_to_hub:
-        commit = trainer.push_to_hub(dataset=dataset_name) if dataset_name else trainer.push_to_hub()
-        hub_url = str(getattr(commit, "repo_url", "") or "") or None
+    hub_url = _save_and_push(trainer, curves.curves, str(output_dir), push_to_hub, dataset_name)
     return DescendantTrainingResult(
         metrics=metrics,
         learning_curves=list(curves.curves),
@@ -426,6 +418,19 @@ def train_descendant(
         world_size=args.world_size,
         hub_url=hub_url,
     )
+
+
+def _save_and_push(trainer: Trainer, curves: list, output_dir: str, push: bool, dataset_name: str | None):
+    """The picture of the curves, the full log history, the model and its card; then the push (returns its URL)."""
+    if trainer.is_world_process_zero() and curves:
+        plot_learning_curves(curves, os.path.join(output_dir, LEARNING_CURVES_IMAGE))
+    # The whole log history beside the model: a step checkpoint's copy can miss the last epoch's logs.
+    trainer.save_state()
+    trainer.save_model()
+    if not push:
+        return None
+    commit = trainer.push_to_hub(dataset=dataset_name) if dataset_name else trainer.push_to_hub()
+    return str(getattr(commit, "repo_url", "") or "") or None
 
 
 __all__ = [
