@@ -317,6 +317,10 @@ def test_train_descendant_freezes_throughout(learngene_dir, digits, tmp_path):
         save_strategy="no", **QUIET,
     )  # fmt: skip
     assert all(torch.equal(p, before[n]) for n, p in inherited_parameters(model))
+    # AdamW over parameter_groups, built by the Trainer itself (FSDP refuses a ready-made optimizer).
+    groups = {g["name"]: g for g in result.trainer.optimizer.param_groups}
+    assert set(groups) == {"inherited", "inherited_no_decay", "new", "new_no_decay"}
+    assert groups["new"]["weight_decay"] == 0.05 and groups["new_no_decay"]["weight_decay"] == 0.0
     assert model.training_summary["setup"]["Inherited layers frozen"] == "throughout"
     assert "| Inherited layers frozen | throughout |" in (tmp_path / "README.md").read_text()
     assert "eval_loss" not in result.learning_curves[0]  # no eval set
@@ -347,6 +351,20 @@ def test_dataset_dict_instead_of_a_split_is_refused(learngene_dir, digits, tmp_p
 def test_push_without_repo_id_is_refused(learngene_dir, digits, tmp_path):
     with pytest.raises(ValueError, match="hub_model_id"):
         train_descendant(_descendant(learngene_dir), digits["train"], output_dir=tmp_path, push_to_hub=True)
+
+
+def test_wrapped_parameter_names_still_split_inherited_from_new(learngene_dir):
+    from torch.nn.parallel import DistributedDataParallel  # noqa: F401  (the "module." prefix it adds)
+
+    model = _descendant(learngene_dir)
+    wrapper = torch.nn.Module()
+    wrapper.module = model
+    wrapper.learngene = model.learngene  # what parameter_groups checks for
+    named = [
+        (f"module.{n}".replace("layers.0.", "layers.0._fsdp_wrapped_module."), p) for n, p in model.named_parameters()
+    ]
+    wrapper.named_parameters = lambda: iter(named)
+    assert {id(p) for _, p in inherited_parameters(wrapper)} == {id(p) for _, p in inherited_parameters(model)}
 
 
 def test_not_a_descendant_is_refused(tmp_path):

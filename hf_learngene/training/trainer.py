@@ -28,14 +28,43 @@ CLASSIFICATION_REPORT_FILE = "classification_report.json"
 
 
 class LearngeneTrainer(Trainer):
-    """A `Trainer` that keeps hf_learngene's model card.
+    """A `Trainer` that keeps hf_learngene's model card, and (with `inherited_learning_rate=`) builds AdamW over
+    [`parameter_groups`].
 
     `Trainer.push_to_hub()` writes its own generic README.md over the one `save_pretrained` wrote; this subclass
     writes the descendant's card instead (learngene provenance, layout, labels and the model's
     `training_summary`), adding the tags and dataset the Trainer was given. The plain `Trainer` still keeps the
     lineage in its card's metadata: the `hf_learngene` and `learngene` tags, and `base_model` when the learngene
     came from the Hub.
+
+    With `inherited_learning_rate=`, the optimizer is AdamW with separate groups for inherited and new parameters
+    (`args.learning_rate` for the new ones, `args.weight_decay` on matrices only), fused on CUDA. It is built by
+    `create_optimizer`, i.e. after the model is placed and, under FSDP, sharded: the `Trainer` refuses a ready-made
+    optimizer (`optimizers=`) with FSDP.
     """
+
+    def __init__(self, *args, inherited_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inherited_learning_rate = inherited_learning_rate
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None or self.inherited_learning_rate is None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(
+                model,
+                inherited_lr=self.inherited_learning_rate,
+                new_lr=self.args.learning_rate,
+                weight_decay=self.args.weight_decay,
+            ),
+            lr=self.args.learning_rate,
+            betas=(self.args.adam_beta1, self.args.adam_beta2),
+            eps=self.args.adam_epsilon,
+            fused=True if on_gpu else None,
+        )
+        return self.optimizer
 
     def create_model_card(self, tags: str | list[str] | None = None, dataset: str | list[str] | None = None, **kwargs):
         if not self.is_world_process_zero():
@@ -235,20 +264,6 @@ def _final_evaluation(trainer: Trainer, id2label: dict[int, str], output_dir: st
     return dict(prediction.metrics), report
 
 
-def _optimizer(model, args: TrainingArguments, inherited_lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    # On a GPU the parameters move there first and AdamW runs fused (one kernel for every tensor's update).
-    on_gpu = args.device.type == "cuda" and not args.use_cpu
-    if on_gpu:
-        model.to(args.device)
-    return torch.optim.AdamW(
-        parameter_groups(model, inherited_lr=inherited_lr, new_lr=args.learning_rate, weight_decay=weight_decay),
-        lr=args.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        eps=args.adam_epsilon,
-        fused=True if on_gpu else None,
-    )
-
-
 def train_descendant(
     model: nn.Module,
     train_dataset,
@@ -376,7 +391,6 @@ def train_descendant(
     inherited_lr = learning_rate if inherited_learning_rate is None else inherited_learning_rate
     if freeze_inherited_steps is None:
         freeze_inherited(model)
-    optimizer = _optimizer(model, args, inherited_lr, weight_decay)
     curves = LearningCurvesCallback(os.path.join(str(output_dir), LEARNING_CURVES_FILE))
     train_set, seeding = _seeded(_prepare(train_dataset, image_processor, model, True, horizontal_flip), args)
     all_callbacks = [curves, *seeding, *(callbacks or [])]
@@ -390,8 +404,8 @@ def train_descendant(
         data_collator=collate_fn,
         processing_class=image_processor,
         compute_metrics=(compute_metrics or default_compute_metrics) if has_eval else None,
-        optimizers=(optimizer, None),
         callbacks=all_callbacks,
+        inherited_learning_rate=inherited_lr,
     )
     check_launch(args.world_size, trainer.accelerator.distributed_type, device_hint="use_cpu=True (--device cpu)")
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
