@@ -29,7 +29,7 @@ from hf_learngene import DescendantForImageClassification, condense
 from hf_learngene.data import collate_fn, default_image_processor, load_digits_dataset, prepare_dataset
 from hf_learngene.training import LearngeneTrainer, make_compute_metrics, parameter_groups, train_descendant
 
-SCRIPT = Path(__file__).resolve().parent / "train_descendant.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "accelerate" / "train_descendant_no_trainer.py"
 
 
 def parse_args() -> argparse.Namespace:
