@@ -4,10 +4,14 @@ upscaled to 16x16)."""
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -15,14 +19,24 @@ from hf_learngene import DescendantForImageClassification, LearngeneConfig, Lear
 from hf_learngene.data import collate_fn, default_image_processor, load_digits_dataset, prepare_dataset
 from hf_learngene.training import (
     FreezeInheritedCallback,
+    LaunchError,
     LearngeneTrainer,
+    ResumeError,
+    SeededAugmentation,
+    atomic_checkpoint,
     available_metrics,
+    check_launch,
+    check_sharding_device,
     compute_metrics,
     freeze_inherited,
     inherited_parameters,
+    latest_checkpoint,
+    load_learning_curves,
     load_metric,
     new_parameters,
     parameter_groups,
+    plot_learning_curves,
+    rotate_checkpoints,
     train_descendant,
 )
 
@@ -253,8 +267,15 @@ def test_train_descendant_learns_digits_and_writes_card(learngene_dir, digits, t
     best = max(e["eval_accuracy"] for e in result.learning_curves)
     assert result.metrics["eval_accuracy"] == pytest.approx(best)  # the best checkpoint is the one kept
 
+    # Precision, recall and the confusion matrix of the model kept, in the metrics, the report file and the card.
+    assert 0 < result.metrics["eval_precision"] <= 1 and 0 < result.metrics["eval_recall"] <= 1
+    report = json.loads((out / "classification_report.json").read_text())
+    assert report == result.report and sum(map(sum, report["confusion_matrix"])) == 360
+    assert report["accuracy"] == pytest.approx(result.metrics["eval_accuracy"])
     card = (out / "README.md").read_text()
     assert "library_name: hf_learngene" in card and "## Training" in card
+    assert "| eval_precision |" in card and "| eval_recall |" in card
+    assert "![Learning curves](learning_curves.png)" in card and (out / "learning_curves.png").is_file()
     assert "`sklearn-digits` (1,437 training, 360 evaluation images)" in card
     assert f"{result.metrics['eval_accuracy']:.4f}" in card
     assert model.config.id2label[3] == "3"
@@ -296,6 +317,10 @@ def test_train_descendant_freezes_throughout(learngene_dir, digits, tmp_path):
         save_strategy="no", **QUIET,
     )  # fmt: skip
     assert all(torch.equal(p, before[n]) for n, p in inherited_parameters(model))
+    # AdamW over parameter_groups, built by the Trainer itself (FSDP refuses a ready-made optimizer).
+    groups = {g["name"]: g for g in result.trainer.optimizer.param_groups}
+    assert set(groups) == {"inherited", "inherited_no_decay", "new", "new_no_decay"}
+    assert groups["new"]["weight_decay"] == 0.05 and groups["new_no_decay"]["weight_decay"] == 0.0
     assert model.training_summary["setup"]["Inherited layers frozen"] == "throughout"
     assert "| Inherited layers frozen | throughout |" in (tmp_path / "README.md").read_text()
     assert "eval_loss" not in result.learning_curves[0]  # no eval set
@@ -328,6 +353,20 @@ def test_push_without_repo_id_is_refused(learngene_dir, digits, tmp_path):
         train_descendant(_descendant(learngene_dir), digits["train"], output_dir=tmp_path, push_to_hub=True)
 
 
+def test_wrapped_parameter_names_still_split_inherited_from_new(learngene_dir):
+    from torch.nn.parallel import DistributedDataParallel  # noqa: F401  (the "module." prefix it adds)
+
+    model = _descendant(learngene_dir)
+    wrapper = torch.nn.Module()
+    wrapper.module = model
+    wrapper.learngene = model.learngene  # what parameter_groups checks for
+    named = [
+        (f"module.{n}".replace("layers.0.", "layers.0._fsdp_wrapped_module."), p) for n, p in model.named_parameters()
+    ]
+    wrapper.named_parameters = lambda: iter(named)
+    assert {id(p) for _, p in inherited_parameters(wrapper)} == {id(p) for _, p in inherited_parameters(model)}
+
+
 def test_not_a_descendant_is_refused(tmp_path):
     with pytest.raises(TypeError, match="DescendantForImageClassification"):
         parameter_groups(torch.nn.Linear(2, 2), inherited_lr=1e-3, new_lr=1e-3)
@@ -346,3 +385,158 @@ def test_learngene_trainer_writes_our_card_where_the_trainer_writes_its_own(lear
     assert "library_name: hf_learngene" not in plain  # the generic Trainer card replaced ours
     assert "library_name: hf_learngene" in ours and "Trained on `marker-dataset` (3 training images)" in ours
     assert "- digits" in ours and "- sklearn-digits" in ours
+
+
+# ------------------------------------------------------------------------------------------ resuming exactly
+
+RESUMABLE = dict(
+    num_train_epochs=2, per_device_train_batch_size=32, learning_rate=3e-3, horizontal_flip=True,  # augmentation on
+    save_strategy="steps", save_steps=2, save_total_limit=None, load_best_model_at_end=False, **QUIET,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def resumable_run(learngene_dir, digits, tmp_path_factory):
+    """An uninterrupted run with augmentation, 5 steps per epoch and a checkpoint every 2 steps."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    result = train_descendant(
+        _descendant(learngene_dir), digits["train"].select(range(160)), digits["test"].select(range(64)),
+        output_dir=out, **RESUMABLE,
+    )  # fmt: skip
+    return out, result
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_with_augmentation_is_exact(resumable_run, learngene_dir, digits, tmp_path):
+    full_dir, full = resumable_run
+    # The run as a kill would have left it: checkpoints up to step 8 (epoch 2, batch 3 of 5), then checkpoint-10
+    # half written (no trainer_state.json), no final model.
+    shutil.copytree(full_dir, tmp_path, dirs_exist_ok=True)
+    for name in ("model.safetensors", "learning_curves.json", "trainer_state.json"):
+        (tmp_path / name).unlink(missing_ok=True)
+    (tmp_path / "checkpoint-10" / "trainer_state.json").unlink()
+    with pytest.warns(UserWarning, match=r"Skipping incomplete checkpoint\(s\) \['checkpoint-10'\]"):
+        resumed = train_descendant(
+            _descendant(learngene_dir, seed=123), digits["train"].select(range(160)),
+            digits["test"].select(range(64)), output_dir=tmp_path, resume_from_checkpoint=True, **RESUMABLE,
+        )  # fmt: skip
+    assert resumed.trainer.state.global_step == 10
+    expected, got = load_file(full_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
+    # The curves hold every epoch, the first as logged before the interruption, the second's evaluation exact.
+    assert [row["epoch"] for row in resumed.learning_curves] == [1, 2]
+    assert resumed.learning_curves[0] == full.learning_curves[0]
+    second, full_second = resumed.learning_curves[1], full.learning_curves[1]
+    assert {k: v for k, v in second.items() if k.startswith("eval_") and k != "eval_runtime"} == {
+        k: v for k, v in full_second.items() if k.startswith("eval_") and k != "eval_runtime"
+    }
+    assert json.loads((tmp_path / "learning_curves.json").read_text()) == resumed.learning_curves
+    assert [row["epoch"] for row in load_learning_curves(tmp_path)] == [1, 2]
+
+
+def test_an_unrestorable_random_state_stops_the_resume(resumable_run, learngene_dir, digits, tmp_path):
+    checkpoint = tmp_path / "checkpoint-4"
+    shutil.copytree(resumable_run[0] / "checkpoint-4", checkpoint)
+    train = digits["train"].select(range(160))
+    (checkpoint / "rng_state.pth").unlink()
+    with pytest.raises(ResumeError, match="random state rng_state.pth is missing"):
+        train_descendant(_descendant(learngene_dir), train, output_dir=tmp_path, resume_from_checkpoint=str(checkpoint))
+    torch.save({"python": ResumeError("not a tensor")}, checkpoint / "rng_state.pth")  # refused by weights_only
+    with pytest.raises(ResumeError, match="random state rng_state.pth was refused"):
+        train_descendant(_descendant(learngene_dir), train, output_dir=tmp_path, resume_from_checkpoint=str(checkpoint))
+
+
+def test_plot_learning_curves_of_a_run_folder(resumable_run, tmp_path):
+    run_dir, result = resumable_run
+    assert load_learning_curves(run_dir) == result.learning_curves
+    path = plot_learning_curves(run_dir, tmp_path / "curves.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 300
+
+
+class _Marker:
+    """A `compute_metrics` whose `marker` falls with every call: the first evaluation is the best."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, eval_pred) -> dict[str, float]:
+        self.calls += 1
+        return {"marker": -float(self.calls), "accuracy": float((eval_pred[0].argmax(-1) == eval_pred[1]).mean())}
+
+
+@pytest.mark.slow
+def test_own_metrics_pick_the_best_checkpoint_without_rewriting_the_last_epoch(learngene_dir, digits, tmp_path):
+    marker = _Marker()
+    result = train_descendant(
+        _descendant(learngene_dir), digits["train"].select(range(96)), digits["test"].select(range(64)),
+        output_dir=tmp_path, num_train_epochs=3, compute_metrics=marker, metric_for_best_model="marker",
+        greater_is_better=True, lr_scheduler_type="linear", **QUIET,
+    )  # fmt: skip
+    args = result.trainer.args
+    assert args.metric_for_best_model == "marker" and args.lr_scheduler_type == "linear"  # any TrainingArguments field
+    assert marker.calls == 4  # three epochs, then the final evaluation of the model kept
+    curves = result.learning_curves
+    assert [row["epoch"] for row in curves] == [1, 2, 3] and [row["eval_marker"] for row in curves] == [-1, -2, -3]
+    # The model kept is epoch 1's: the final evaluation scores it, and leaves epoch 3's logged row alone.
+    assert result.trainer.state.best_global_step == 3
+    assert result.metrics["eval_loss"] == curves[0]["eval_loss"] != curves[2]["eval_loss"]
+    logged = [e for e in result.trainer.state.log_history if "eval_loss" in e and e["epoch"] == 3.0]
+    assert curves[2]["eval_loss"] == logged[0]["eval_loss"]
+    assert json.loads((tmp_path / "learning_curves.json").read_text()) == curves
+
+
+# ------------------------------------------------------------------------------------------ checkpoints and launches
+
+
+def test_atomic_checkpoints_latest_and_rotation(tmp_path):
+    for step in (1, 2, 3):
+        with atomic_checkpoint(tmp_path, step, info={"epoch": step}) as scratch:
+            (tmp_path / "partial-view").write_text(str(sorted(p.name for p in tmp_path.iterdir())))
+            (Path(scratch) / "weights").write_text(str(step))
+    assert "'checkpoint-3'" not in (tmp_path / "partial-view").read_text()  # invisible while being written
+    (tmp_path / "checkpoint-4").mkdir()  # a folder a killed Trainer left half written
+    (tmp_path / ".tmp-checkpoint-5").mkdir()  # an atomic write killed midway
+    with pytest.warns(UserWarning, match="checkpoint-4"):
+        assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint-3")
+    rotate_checkpoints(tmp_path, limit=2)
+    assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == [
+        "checkpoint-2", "checkpoint-3", "checkpoint-4",
+    ]  # fmt: skip
+
+
+def test_seeded_augmentation_does_not_depend_on_the_reading_order(digits):
+    processor = default_image_processor(LearngeneConfig(layer_indices=[0], **GEOMETRY))
+    prepared = prepare_dataset(digits["train"].select(range(8)), processor, train=True, num_labels=10)
+    seeded = SeededAugmentation(prepared, seed=3)
+    forward = [seeded[i]["pixel_values"] for i in range(8)]
+    torch.rand(5)  # the global generator moves on: it must not matter
+    backward = [seeded[i]["pixel_values"] for i in reversed(range(8))][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(forward, backward, strict=True))
+    seeded.set_epoch(1)
+    assert not torch.equal(seeded[0]["pixel_values"], forward[0])  # a new epoch, a new augmentation
+
+
+def test_launch_checks(monkeypatch):
+    for name in ("WORLD_SIZE", "MASTER_PORT", "ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"):
+        monkeypatch.delenv(name, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_launch(1, "NO")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(LaunchError, match="started 2 processes but they train as 1"):
+        check_launch(1, "NO")
+    check_launch(2, "MULTI_CPU")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(LaunchError, match="asks for FSDP but the run is MULTI_CPU"):
+        check_launch(2, "MULTI_CPU")
+    with pytest.raises(LaunchError, match="asks for FSDP but the run is on the CPU"):
+        check_sharding_device("cpu")
+    check_launch(2, "FSDP")
+    check_sharding_device("cuda")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("MASTER_PORT", "29500")  # what accelerate's simple launcher sets for processes it never starts
+    with pytest.warns(UserWarning, match="started only this one"):
+        check_launch(1, "NO")

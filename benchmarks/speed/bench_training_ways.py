@@ -29,7 +29,7 @@ from hf_learngene import DescendantForImageClassification, condense
 from hf_learngene.data import collate_fn, default_image_processor, load_digits_dataset, prepare_dataset
 from hf_learngene.training import LearngeneTrainer, make_compute_metrics, parameter_groups, train_descendant
 
-SCRIPT = Path(__file__).resolve().parent / "train_descendant.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "accelerate" / "train_descendant_no_trainer.py"
 
 
 def parse_args() -> argparse.Namespace:
@@ -132,10 +132,10 @@ def way_accelerate(args, learngene, out: Path) -> dict:
     command = [
         str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes",
         str(args.processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(SCRIPT), "--cpu", "--learngene", str(learngene), "--dataset", "digits", "--test_size", "0.2",
-        "--seed", "0", "--layout", "LLRR", "--num_train_epochs", str(args.epochs), "--learning_rate",
-        str(args.learning_rate), "--per_device_train_batch_size", str(per_device), "--no_horizontal_flip",
-        "--output_dir", str(out), "--checkpointing_steps", "no",
+        str(SCRIPT), str(learngene), "--device", "cpu", "--dataset", "offline:digits", "--seed", "0",
+        "--layout", "LLRR", "--epochs", str(args.epochs), "--learning-rate", str(args.learning_rate),
+        "--batch-size", str(per_device), "--no-horizontal-flip", "--output", str(out), "--checkpointing-steps", "no",
+        "--metric-for-best-model", "none",
     ]  # fmt: skip
     if args.processes == 1:
         command = [sys.executable, str(SCRIPT), *command[command.index(str(SCRIPT)) + 1 :]]

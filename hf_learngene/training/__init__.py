@@ -7,6 +7,10 @@
   inherited ones fixed throughout or for the first N steps.
 - [`learning_curves`], [`LearningCurvesCallback`] and [`plot_learning_curves`] rebuild and draw per-epoch curves from
   the Trainer's own log history.
+- Resuming: [`latest_checkpoint`] (newest *complete* checkpoint), [`atomic_checkpoint`] and [`rotate_checkpoints`]
+  (for hand-written loops), [`check_rng_state`]; [`SeededAugmentation`] makes each image's augmentation a function
+  of (seed, epoch, index), so a run resumed mid-epoch is exact. [`check_launch`] refuses launches that silently
+  train otherwise than asked (processes training alone, FSDP quietly running as DDP on CPUs).
 - [`fit`] is a plain loop over tensors in memory for small models; [`train_ancestor`] trains and saves an ancestry
   ViT (the *accumulating* step).
 - The metrics (`compute_metrics`, `make_compute_metrics`, `load_metric`, `available_metrics`) live in
@@ -14,6 +18,19 @@
 """
 
 from ..evaluation import available_metrics, compute_metrics, load_metric, make_compute_metrics
+from .checkpoints import (
+    COMPLETE_FILE,
+    ResumeError,
+    atomic_checkpoint,
+    check_rng_state,
+    checkpoint_info,
+    checkpoint_step,
+    is_complete_checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    resolve_checkpoint,
+    rotate_checkpoints,
+)
 from .curves import (
     LEARNING_CURVES_FILE,
     LEARNING_CURVES_IMAGE,
@@ -22,6 +39,7 @@ from .curves import (
     load_learning_curves,
     plot_learning_curves,
 )
+from .launch import LaunchError, check_launch, check_sharding_device, launched_world_size
 from .loop import ANCESTOR_INFO_FILE, FitResult, fit, train_ancestor
 from .parameters import (
     FreezeInheritedCallback,
@@ -31,10 +49,37 @@ from .parameters import (
     new_parameters,
     parameter_groups,
 )
-from .trainer import DescendantTrainingResult, LearngeneTrainer, train_descendant
+from .seeding import SeededAugmentation, SeededAugmentationCallback, row_seed
+from .trainer import (
+    CLASSIFICATION_REPORT_FILE,
+    DescendantTrainingResult,
+    LearngeneTrainer,
+    default_compute_metrics,
+    train_descendant,
+)
 
 __all__ = [
     "ANCESTOR_INFO_FILE",
+    "CLASSIFICATION_REPORT_FILE",
+    "COMPLETE_FILE",
+    "LaunchError",
+    "ResumeError",
+    "SeededAugmentation",
+    "SeededAugmentationCallback",
+    "atomic_checkpoint",
+    "check_launch",
+    "check_sharding_device",
+    "check_rng_state",
+    "checkpoint_info",
+    "checkpoint_step",
+    "default_compute_metrics",
+    "is_complete_checkpoint",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "launched_world_size",
+    "resolve_checkpoint",
+    "rotate_checkpoints",
+    "row_seed",
     "LEARNING_CURVES_FILE",
     "LEARNING_CURVES_IMAGE",
     "DescendantTrainingResult",

@@ -9,6 +9,17 @@ from transformers import TrainerCallback
 
 _NO_DECAY_NAMES = ("bias", "cls_token", "position_embeddings")
 _INHERITED_PREFIX = "learngene."
+# Inserted into parameter names by FSDP1 (use_orig_params), activation checkpointing and torch.compile; DDP adds
+# a leading "module.".
+_WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def _plain_name(name: str) -> str:
+    for part in _WRAPPER_PARTS:
+        name = name.replace(part, "")
+    while name.startswith("module."):
+        name = name[len("module.") :]
+    return name
 
 
 def _check_descendant(model: nn.Module) -> None:
@@ -23,13 +34,13 @@ def inherited_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """`(name, parameter)` pairs of what the descendant inherited: `model.learngene` (embeddings, inherited layers and
     the final LayerNorm)."""
     _check_descendant(model)
-    return [(n, p) for n, p in model.named_parameters() if n.startswith(_INHERITED_PREFIX)]
+    return [(n, p) for n, p in model.named_parameters() if _plain_name(n).startswith(_INHERITED_PREFIX)]
 
 
 def new_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """`(name, parameter)` pairs of what is new in the descendant: `model.new_layers` and `model.classifier`."""
     _check_descendant(model)
-    return [(n, p) for n, p in model.named_parameters() if not n.startswith(_INHERITED_PREFIX)]
+    return [(n, p) for n, p in model.named_parameters() if not _plain_name(n).startswith(_INHERITED_PREFIX)]
 
 
 def _decays(name: str, parameter: nn.Parameter) -> bool:

@@ -3,32 +3,68 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import DatasetDict
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..data import collate_fn, default_image_processor, find_columns, prepare_dataset
-from ..evaluation import make_compute_metrics
+from ..evaluation import classification_report
 from ..model_card import model_card
-from .curves import LEARNING_CURVES_FILE, LearningCurvesCallback, plot_learning_curves
+from .checkpoints import check_rng_state, resolve_checkpoint
+from .curves import LEARNING_CURVES_FILE, LEARNING_CURVES_IMAGE, LearningCurvesCallback, plot_learning_curves
+from .launch import check_launch
 from .parameters import FreezeInheritedCallback, freeze_inherited, parameter_groups
+from .seeding import SeededAugmentation, SeededAugmentationCallback
+
+CLASSIFICATION_REPORT_FILE = "classification_report.json"
 
 
 class LearngeneTrainer(Trainer):
-    """A `Trainer` that keeps hf_learngene's model card.
+    """A `Trainer` that keeps hf_learngene's model card, and (with `inherited_learning_rate=`) builds AdamW over
+    [`parameter_groups`].
 
     `Trainer.push_to_hub()` writes its own generic README.md over the one `save_pretrained` wrote; this subclass
     writes the descendant's card instead (learngene provenance, layout, labels and the model's
     `training_summary`), adding the tags and dataset the Trainer was given. The plain `Trainer` still keeps the
     lineage in its card's metadata: the `hf_learngene` and `learngene` tags, and `base_model` when the learngene
     came from the Hub.
+
+    With `inherited_learning_rate=`, the optimizer is AdamW with separate groups for inherited and new parameters
+    (`args.learning_rate` for the new ones, `args.weight_decay` on matrices only), fused on CUDA. It is built by
+    `create_optimizer`, i.e. after the model is placed and, under FSDP, sharded: the `Trainer` refuses a ready-made
+    optimizer (`optimizers=`) with FSDP.
     """
+
+    def __init__(self, *args, inherited_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inherited_learning_rate = inherited_learning_rate
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None or self.inherited_learning_rate is None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(
+                model,
+                inherited_lr=self.inherited_learning_rate,
+                new_lr=self.args.learning_rate,
+                weight_decay=self.args.weight_decay,
+            ),
+            lr=self.args.learning_rate,
+            betas=(self.args.adam_beta1, self.args.adam_beta2),
+            eps=self.args.adam_epsilon,
+            fused=True if on_gpu else None,
+        )
+        return self.optimizer
 
     def create_model_card(self, tags: str | list[str] | None = None, dataset: str | list[str] | None = None, **kwargs):
         if not self.is_world_process_zero():
@@ -47,17 +83,28 @@ class DescendantTrainingResult:
 
     Args:
         metrics (`dict`):
-            Final evaluation metrics (`eval_accuracy`, `eval_f1`, `eval_loss`, ...) of the model kept (the best
-            checkpoint when there is an eval set), plus `train_runtime` and `train_loss`.
+            Final evaluation metrics (`eval_accuracy`, `eval_f1`, `eval_precision`, `eval_recall`, `eval_loss`, ...)
+            of the model kept (the best checkpoint when there is an eval set), plus `train_runtime` and `train_loss`.
         learning_curves (`list[dict]`):
             One dict per epoch: `epoch`, `train_loss` and the `eval_*` metrics, rebuilt from the Trainer's log history.
         trainer ([`LearngeneTrainer`]):
             The trainer (its `model` is the trained descendant).
+        report (`dict`, *optional*):
+            The final evaluation's classification report (per-class precision, recall, F1, support and the confusion
+            matrix; see `hf_learngene.evaluation.classification_report`), also written to
+            `<output_dir>/classification_report.json`. None without an eval set.
+        world_size (`int`):
+            The number of processes that trained together.
+        hub_url (`str`, *optional*):
+            The URL of the Hub repository pushed to (on the endpoint in use, e.g. `HF_ENDPOINT`).
     """
 
     metrics: dict[str, Any]
     learning_curves: list[dict[str, Any]] = field(default_factory=list)
     trainer: Trainer | None = None
+    report: dict[str, Any] | None = None
+    world_size: int = 1
+    hub_url: str | None = None
 
 
 def _check_descendant(model: nn.Module) -> None:
@@ -149,7 +196,7 @@ def _training_arguments(
 
 def _setup_summary(args: TrainingArguments, inherited_lr: float, freeze_inherited_steps: int | None) -> dict:
     frozen = "throughout" if freeze_inherited_steps is None else f"first {freeze_inherited_steps} steps"
-    return {
+    summary = {
         "Epochs": args.num_train_epochs,
         "Batch size (per device)": args.per_device_train_batch_size,
         "Learning rate (new / inherited)": f"{args.learning_rate:g} / {inherited_lr:g}",
@@ -157,6 +204,64 @@ def _setup_summary(args: TrainingArguments, inherited_lr: float, freeze_inherite
         "Inherited layers frozen": frozen if freeze_inherited_steps != 0 else "no",
         "Seed": args.seed,
     }
+    if args.world_size > 1:
+        summary["Processes"] = args.world_size
+    if args.gradient_accumulation_steps > 1:
+        summary["Gradient accumulation steps"] = args.gradient_accumulation_steps
+    if args.bf16 or args.fp16:
+        summary["Mixed precision"] = "bf16" if args.bf16 else "fp16"
+    return summary
+
+
+def default_compute_metrics(eval_pred) -> dict[str, float]:
+    """Accuracy and macro-averaged F1, precision and recall of `(logits, labels)`: `train_descendant`'s metrics,
+    from the shipped accuracy and confusion-matrix metrics ([`~evaluation.classification_report`])."""
+    logits, labels = eval_pred[0], eval_pred[1]
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    logits = np.asarray(logits)
+    report = classification_report(np.asarray(labels), logits.argmax(-1), logits.shape[-1])
+    return {
+        "accuracy": report["accuracy"],
+        "f1": report["f1_macro"],
+        "precision": report["precision_macro"],
+        "recall": report["recall_macro"],
+    }
+
+
+def _seeded(train_dataset, args: TrainingArguments):
+    """The training set under per-row augmentation seeds (exact resume, see [`SeededAugmentation`]), when the
+    Trainer reads it as a plain map-style dataset."""
+    if args.remove_unused_columns or not (hasattr(train_dataset, "__getitem__") and hasattr(train_dataset, "__len__")):
+        return train_dataset, []
+    seeded = SeededAugmentation(train_dataset, args.data_seed if args.data_seed is not None else args.seed)
+    return seeded, [SeededAugmentationCallback(seeded)]
+
+
+def _resume_checkpoint(resume_from_checkpoint, args: TrainingArguments) -> str | None:
+    """`resume_from_checkpoint` as a complete checkpoint folder whose random state this process can restore."""
+    if resume_from_checkpoint in (None, False):
+        return None
+    checkpoint = resolve_checkpoint(resume_from_checkpoint, args.output_dir)
+    if checkpoint is None:
+        raise ValueError(
+            f"resume_from_checkpoint={resume_from_checkpoint!r}: no complete checkpoint in {args.output_dir!r}."
+        )
+    check_rng_state(checkpoint, args.process_index, args.world_size, kind="trainer")
+    return checkpoint
+
+
+def _final_evaluation(trainer: Trainer, id2label: dict[int, str], output_dir: str) -> tuple[dict, dict]:
+    """Metrics and the classification report of the model kept, from one prediction pass. `predict` logs nothing,
+    so the learning curves keep the epochs' own rows."""
+    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    report = classification_report(prediction.label_ids, np.asarray(logits).argmax(-1), id2label)
+    if trainer.is_world_process_zero():
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, CLASSIFICATION_REPORT_FILE), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+    return dict(prediction.metrics), report
 
 
 def train_descendant(
@@ -185,10 +290,18 @@ def train_descendant(
     """Train a descendant on an image-classification dataset with the `Trainer` and sound defaults.
 
     AdamW with separate groups for inherited and new parameters ([`parameter_groups`]), a cosine schedule with 10%
-    warm-up, evaluation and checkpointing every epoch with the best checkpoint kept, accuracy and macro-F1 from the
-    shipped `evaluate` scripts, learning curves (`learning_curves.json` and `.png`, rebuilt from the Trainer's log
-    history so they survive a resume) and a model card with the data, settings, metrics and curves, written with the
-    model to `output_dir` (and pushed when `push_to_hub=True`).
+    warm-up, evaluation and checkpointing every epoch with the best checkpoint kept, accuracy, macro-F1, precision and
+    recall, a classification report with the confusion matrix (`classification_report.json`), learning curves
+    (`learning_curves.json` and `.png`, rebuilt from the Trainer's log history so they survive a resume) and a model
+    card with the data, settings, metrics and curves, written with the model to `output_dir` (and pushed when
+    `push_to_hub=True`).
+
+    It runs on every process a launcher starts (`accelerate launch`, `torchrun`): the Trainer drives DDP, FSDP and
+    DeepSpeed, and a launch that does not get what it asked for (processes training alone, an FSDP config quietly
+    running as DDP on CPUs) raises a `LaunchError`. A resumed run (`resume_from_checkpoint=True` or a folder) ends
+    with exactly the weights of an uninterrupted one, also mid-epoch and with augmentation: each image's augmentation
+    is drawn from (seed, epoch, index), incomplete checkpoints are skipped, and a random state that cannot be restored
+    stops the run (`ResumeError`) instead of being skipped.
 
     Args:
         model ([`DescendantForImageClassification`]):
@@ -219,7 +332,8 @@ def train_descendant(
         dataset_name (`str`, *optional*):
             Name shown in the card; defaults to the dataset's own `info.dataset_name`.
         compute_metrics (`callable`, *optional*):
-            The Trainer's `compute_metrics`; defaults to accuracy and macro-F1 (the shipped metrics).
+            The Trainer's `compute_metrics`; defaults to [`default_compute_metrics`] (accuracy, macro F1, precision
+            and recall).
         metric_for_best_model (`str`, *optional*):
             The metric that picks the checkpoint kept; defaults to `"accuracy"` with the default metrics and to the
             loss with your own `compute_metrics` (pass its key to pick by it).
@@ -227,11 +341,12 @@ def train_descendant(
             More callbacks for the Trainer.
         training_args:
             Any other `TrainingArguments` field, overriding the defaults (e.g. `eval_strategy="steps"`,
-            `gradient_accumulation_steps=4`, `resume_from_checkpoint=True`). On a CUDA GPU the defaults are bf16
-            autocast (`bf16=True` where supported; pass `bf16=False` or `fp16=True` to change it) and fused AdamW.
+            `gradient_accumulation_steps=4`, `report_to="tensorboard"`, `resume_from_checkpoint=True`). On a CUDA
+            GPU the defaults are bf16 autocast (`bf16=True` where supported; pass `bf16=False` or `fp16=True` to
+            change it) and fused AdamW.
 
     Returns:
-        [`DescendantTrainingResult`]: `metrics`, `learning_curves` and the `trainer`.
+        [`DescendantTrainingResult`]: `metrics`, `learning_curves`, `report`, `world_size`, `hub_url` and the `trainer`.
 
     Example:
 
@@ -272,39 +387,33 @@ def train_descendant(
         push_to_hub=push_to_hub,
         hub_model_id=hub_model_id,
     )
+    checkpoint = _resume_checkpoint(resume_from_checkpoint, args)
     inherited_lr = learning_rate if inherited_learning_rate is None else inherited_learning_rate
     if freeze_inherited_steps is None:
         freeze_inherited(model)
-    # On a GPU the parameters move there first and AdamW runs fused (one kernel for every tensor's update).
-    on_gpu = args.device.type == "cuda" and not args.use_cpu
-    if on_gpu:
-        model.to(args.device)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, inherited_lr=inherited_lr, new_lr=learning_rate, weight_decay=weight_decay),
-        lr=learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        eps=args.adam_epsilon,
-        fused=True if on_gpu else None,
-    )
     curves = LearningCurvesCallback(os.path.join(str(output_dir), LEARNING_CURVES_FILE))
-    all_callbacks = [curves, *(callbacks or [])]
+    train_set, seeding = _seeded(_prepare(train_dataset, image_processor, model, True, horizontal_flip), args)
+    all_callbacks = [curves, *seeding, *(callbacks or [])]
     if freeze_inherited_steps:
         all_callbacks.append(FreezeInheritedCallback(freeze_inherited_steps))
     trainer = LearngeneTrainer(
         model=model,
         args=args,
-        train_dataset=_prepare(train_dataset, image_processor, model, True, horizontal_flip),
+        train_dataset=train_set,
         eval_dataset=_prepare(eval_dataset, image_processor, model, False, horizontal_flip),
         data_collator=collate_fn,
         processing_class=image_processor,
-        compute_metrics=(compute_metrics or make_compute_metrics()) if has_eval else None,
-        optimizers=(optimizer, None),
+        compute_metrics=(compute_metrics or default_compute_metrics) if has_eval else None,
         callbacks=all_callbacks,
+        inherited_learning_rate=inherited_lr,
     )
-    train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    check_launch(args.world_size, trainer.accelerator.distributed_type, device_hint="use_cpu=True (--device cpu)")
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = {**train_output.metrics, "train_loss": train_output.training_loss}
+    report = None
     if has_eval:
-        metrics.update(trainer.evaluate())
+        final, report = _final_evaluation(trainer, model.config.id2label, str(output_dir))
+        metrics.update(final)
     trained = trainer.accelerator.unwrap_model(trainer.model)
     trained.training_summary = {
         "dataset": dataset_name,
@@ -314,12 +423,34 @@ def train_descendant(
         "metrics": metrics,
         "learning_curves": curves.curves,
     }
-    if trainer.is_world_process_zero() and curves.curves:
-        plot_learning_curves(curves.curves, os.path.join(str(output_dir), "learning_curves.png"))
+    hub_url = _save_and_push(trainer, curves.curves, str(output_dir), push_to_hub, dataset_name)
+    return DescendantTrainingResult(
+        metrics=metrics,
+        learning_curves=list(curves.curves),
+        trainer=trainer,
+        report=report,
+        world_size=args.world_size,
+        hub_url=hub_url,
+    )
+
+
+def _save_and_push(trainer: Trainer, curves: list, output_dir: str, push: bool, dataset_name: str | None):
+    """The picture of the curves, the full log history, the model and its card; then the push (returns its URL)."""
+    if trainer.is_world_process_zero() and curves:
+        plot_learning_curves(curves, os.path.join(output_dir, LEARNING_CURVES_IMAGE))
+    # The whole log history beside the model: a step checkpoint's copy can miss the last epoch's logs.
+    trainer.save_state()
     trainer.save_model()
-    if push_to_hub:
-        trainer.push_to_hub(dataset=dataset_name) if dataset_name else trainer.push_to_hub()
-    return DescendantTrainingResult(metrics=metrics, learning_curves=list(curves.curves), trainer=trainer)
+    if not push:
+        return None
+    commit = trainer.push_to_hub(dataset=dataset_name) if dataset_name else trainer.push_to_hub()
+    return str(getattr(commit, "repo_url", "") or "") or None
 
 
-__all__ = ["DescendantTrainingResult", "LearngeneTrainer", "train_descendant"]
+__all__ = [
+    "CLASSIFICATION_REPORT_FILE",
+    "DescendantTrainingResult",
+    "LearngeneTrainer",
+    "default_compute_metrics",
+    "train_descendant",
+]
