@@ -213,6 +213,11 @@ def runs(vit_dir, learngene_dir, image_folder, train_only_folder, corrupt_folder
             "--quiet",
         ],
         "inherit_corrupt": ["inherit", learngene_dir, "--dataset", corrupt_folder, *TRAIN, "--output", out / "failed"],
+        "inherit_narrow_deep": [
+            "inherit", learngene_dir, "--dataset", image_folder, "--hidden-size", 8, "--num-attention-heads", 1,
+            "--intermediate-size", 16, "--width-selection", "heads", "--depth", 4, "--new-layer-init", "identity",
+            "--epochs", 1, "--batch-size", 8, "--device", "cpu", "--output", out / "narrow_deep", "--quiet",
+        ],
         "distributed": [
             *launch, "--multi_gpu", "--num_processes", 2, "--main_process_port", _free_port(), PROBE, "inherit",
             learngene_dir, "--dataset", image_folder, *TRAIN, "--batch-size", 4, "--output", out / "distributed",
@@ -364,6 +369,31 @@ def test_inherit_exposes_the_training_knobs(runs, learngene_dir):
     descendant = load_file(output / "model.safetensors")
     for name, tensor in learngene.items():
         assert torch.equal(descendant[f"learngene.{name}"], tensor), name
+
+
+def test_inherit_grows_narrower_and_deeper_descendants(runs, learngene_dir):
+    result = runs["inherit_narrow_deep"]
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = DescendantForImageClassification.from_pretrained(runs["out"] / "narrow_deep")
+    config = model.config
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (8, 1, 16)
+    assert config.width_selection == "heads" and config.layout == "LLRR" and config.new_layer_init == "identity"
+    info = describe(str(runs["out"] / "narrow_deep"))
+    assert info["width_selection"] == "heads" and info["width_from"]["hidden_size"] == 16 and info["depth"] == 4
+    card = (runs["out"] / "narrow_deep" / "README.md").read_text()
+    assert "identity" in card
+
+
+def test_depth_and_layout_flags_are_checked(learngene_dir, image_folder, tmp_path, capsys):
+    for flags, message in (
+        (["--depth", 1], "--depth 1 is below the learngene's 2 layers"),
+        (["--depth", 3, "--layout", "LLR"], "not --layout and --depth"),
+        (["--width-selection", "heads"], "give the sizes too"),
+    ):
+        code = main(["inherit", str(learngene_dir), "--dataset", str(image_folder), *map(str, flags),
+                     "--output", str(tmp_path / "x"), "--device", "cpu"])  # fmt: skip
+        assert code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
 
 
 def test_training_uses_every_launched_process(runs):

@@ -24,12 +24,17 @@ def transformers_warnings():
         def emit(self, record):
             records.append(record)
 
+    from transformers.utils import logging as hf_logging
+
     handler = Collect(level=logging.WARNING)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # whatever an earlier test left it at
     logging.getLogger("transformers").addHandler(handler)
     try:
         yield records
     finally:
         logging.getLogger("transformers").removeHandler(handler)
+        hf_logging.set_verbosity(verbosity)
 
 
 @pytest.fixture

@@ -485,9 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Output(PROG, args.quiet or secondary, None if secondary else args.json)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    quiet_libraries(args.quiet)
     try:
-        with out.capture():
+        with quiet_libraries(args.quiet), out.capture():
             results = train(args)
         out.result(results)
         return 0

@@ -166,10 +166,29 @@ def add_learngene_options(parser: argparse.ArgumentParser) -> None:
         "--num-new-layers", type=int_range(0), help="instead of --layout: all learngene layers then N new ones"
     )
     group.add_argument(
+        "--depth",
+        type=int_range(1, 1024),
+        help="instead of --layout: the descendant's number of layers, the learngene's followed by new ones (for a "
+        "linear learngene, every layer generated)",
+    )
+    group.add_argument(
         "--new-layer-init",
-        default="trunc_normal",
-        choices=("trunc_normal", "mimetic"),
-        help="initialisation of the new layers (mimetic: attention initialised close to identity maps)",
+        choices=("trunc_normal", "mimetic", "identity", "copy", "linear"),
+        help="initialisation of the new layers: trunc_normal (random), mimetic (attention close to identity maps), "
+        "identity (the layer starts as the identity), copy (of the nearest inherited layer), linear (theta_A + "
+        "l/L theta_B fitted over the inherited layers); default: trunc_normal, linear for a linear learngene",
+    )
+    width = parser.add_argument_group(
+        "descendant width (no larger than the learngene's; every inherited tensor sliced)"
+    )
+    width.add_argument("--hidden-size", type=int_range(1, 1 << 16), help="width of the token representations")
+    width.add_argument("--num-attention-heads", type=int_range(1, 1024), help="attention heads per layer")
+    width.add_argument("--intermediate-size", type=int_range(1, 1 << 18), help="width of each layer's MLP")
+    width.add_argument(
+        "--width-selection",
+        choices=("uniform", "heads", "activation"),
+        help="which channels, heads and MLP neurons are kept: uniform (evenly spaced, weight selection's rule), "
+        "heads (whole heads), activation (largest activations on up to 256 training images); default: uniform",
     )
     group.add_argument("--revision", help="revision of a Hub learngene")
 

@@ -134,19 +134,37 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
-def quiet_libraries(quiet: bool) -> None:
+@contextlib.contextmanager
+def quiet_libraries(quiet: bool):
     """Loading and writing bars of transformers, datasets and huggingface_hub are noise in a command's output; with
-    `--quiet` their warnings go too (the Trainer's own progress bar follows --quiet through `disable_tqdm`)."""
+    `--quiet` their warnings go too (the Trainer's own progress bar follows --quiet through `disable_tqdm`). Everything
+    is restored afterwards, so `main()` called in-process leaves the libraries as it found them."""
     import datasets
     import huggingface_hub
     from transformers.utils import logging as hf_logging
 
+    saved = (
+        hf_logging.get_verbosity(),
+        hf_logging.is_progress_bar_enabled(),
+        datasets.logging.get_verbosity(),
+        datasets.is_progress_bar_enabled(),
+        huggingface_hub.utils.are_progress_bars_disabled(),
+    )
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
     huggingface_hub.utils.disable_progress_bars()
     if quiet:
         hf_logging.set_verbosity_error()
         datasets.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(saved[0])
+        (hf_logging.enable_progress_bar if saved[1] else hf_logging.disable_progress_bar)()
+        datasets.logging.set_verbosity(saved[2])
+        (datasets.enable_progress_bars if saved[3] else datasets.disable_progress_bars)()
+        hub = huggingface_hub.utils
+        (hub.disable_progress_bars if saved[4] else hub.enable_progress_bars)()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -59,6 +59,12 @@ def _usage(name: str, config) -> str:
             f'model = DescendantForImageClassification.from_pretrained("{name}")\n'
             "logits = model(pixel_values).logits  # images prepared with model.image_processor"
         )
+    if getattr(config, "learngene_form", "layers") == "linear":
+        return (
+            "from hf_learngene import DescendantForImageClassification\n"
+            f'model = DescendantForImageClassification.from_pretrained("{name}", num_labels=10, num_hidden_layers=6)\n'
+            f"# or: hf-learngene inherit {name} --dataset ... --depth 6 --output ./descendant"
+        )
     layout = "L" * len(config.layer_indices) + "RR"
     return (
         "from hf_learngene import DescendantForImageClassification\n"
@@ -80,10 +86,20 @@ def _learngene_info(name: str, config) -> dict[str, Any]:
         "condensing_scores": config.condensing_scores,
         "condensing_set": (config.condensing_details or {}).get("condensing_set"),
         "hf_learngene_version": config.hf_learngene_version,
+        "learngene_form": getattr(config, "learngene_form", "layers"),
         "usage": _usage(name, config),
     }
     if config.layout is not None:
-        info.update(layout=config.layout, labels=[config.id2label[i] for i in sorted(config.id2label)])
+        info.update(
+            layout=config.layout,
+            depth=len(config.layout),
+            new_layer_init=config.new_layer_init,
+            labels=[config.id2label[i] for i in sorted(config.id2label)],
+        )
+    indices = getattr(config, "width_indices", None)
+    if indices:
+        # Narrower than its learngene: the sizes it was cut from and the rule that chose what it kept.
+        info.update(width_selection=config.width_selection, width_from=indices.get("from"))
     return info
 
 
@@ -134,8 +150,13 @@ def _print_lineage(info: dict[str, Any]) -> None:
     if info.get("condensing_set"):
         print(f"  condensing set: {info['condensing_set']}")
     _print_scores(info)
+    if info.get("learngene_form") == "linear":
+        print("  form: linear learngene (theta_A, theta_B); descendants generate every layer")
+    if info.get("width_from"):
+        sizes = ", ".join(f"{k} {v}" for k, v in info["width_from"].items())
+        print(f"  width: narrowed from {sizes} by {info['width_selection']} selection")
     if info["kind"] == "descendant":
-        print(f"  layout: {info['layout']} (L = inherited layer, R = new layer)")
+        print(f"  layout: {info['layout']} (L = inherited layer, R = new layer; new layers: {info['new_layer_init']})")
         labels = info["labels"]
         print(f"  labels ({len(labels)}): {', '.join(map(str, labels[:20]))}{' ...' if len(labels) > 20 else ''}")
     if info.get("hf_learngene_version"):

@@ -61,8 +61,10 @@ def learngene_layout(args) -> tuple[str, str]:
     """`(learngene, layout)`: the learngene's source and the descendant's layout, checked against each other."""
     from ..configuration_learngene import LearngeneConfig, resolve_layout
 
-    if args.layout is not None and args.num_new_layers is not None:
-        raise CLIError("Pass either --layout or --num-new-layers, not both.")
+    given = [flag for flag, value in (("--layout", args.layout), ("--num-new-layers", args.num_new_layers),
+                                      ("--depth", args.depth)) if value is not None]  # fmt: skip
+    if len(given) > 1:
+        raise CLIError(f"Pass one of --layout, --num-new-layers and --depth, not {' and '.join(given)}.")
     learngene = check_source(args.learngene, "Learngene")
     config = load_config(learngene, args, "learngene")
     if not isinstance(config, LearngeneConfig):
@@ -73,8 +75,16 @@ def learngene_layout(args) -> tuple[str, str]:
             else ""
         )
         raise CLIError(f"{learngene!r} is a {model_type!r} model, not a learngene.{hint}")
+    inherited = config.num_inherited_layers
+    if args.depth is not None:
+        if args.depth < inherited:
+            raise CLIError(
+                f"--depth {args.depth} is below the learngene's {inherited} layers: a descendant keeps every "
+                f"learngene layer, so use --depth {inherited} or more (or condense fewer layers)."
+            )
+        return learngene, "L" * inherited + "R" * (args.depth - inherited)
     try:
-        return learngene, resolve_layout(args.layout, args.num_new_layers, len(config.layer_indices))
+        return learngene, resolve_layout(args.layout, args.num_new_layers, inherited)
     except ValueError as error:
         raise CLIError(f"--layout does not fit the learngene: {one_line(error)}") from error
 
@@ -90,6 +100,7 @@ def build_descendant(args, learngene: str, layout: str, train):
     _, label_column = find_columns(train)
     id2label, label2id = label_maps(train, label_column)
     kwargs = {"revision": args.revision} if args.revision else {}
+    kwargs.update(width_arguments(args, learngene, train, kwargs))
     try:
         return DescendantForImageClassification.from_pretrained(
             learngene, num_labels=len(id2label), id2label=id2label, label2id=label2id, layout=layout,
@@ -97,6 +108,30 @@ def build_descendant(args, learngene: str, layout: str, train):
         )  # fmt: skip
     except OSError as error:
         raise CLIError(f"Cannot load the learngene {learngene!r}: {one_line(error)}") from error
+
+
+def width_arguments(args, learngene: str, train, hub_kwargs: dict) -> dict:
+    """`--hidden-size` / `--num-attention-heads` / `--intermediate-size` / `--width-selection` as `from_pretrained`
+    arguments; `activation` selection measures the learngene on up to 256 training images."""
+    sizes = {
+        name: getattr(args, name)
+        for name in ("hidden_size", "num_attention_heads", "intermediate_size")
+        if getattr(args, name) is not None
+    }
+    if args.width_selection is None:
+        return sizes
+    if not sizes:
+        raise CLIError(
+            "--width-selection chooses what a narrower descendant keeps: give the sizes too (--hidden-size, "
+            "--num-attention-heads, --intermediate-size)."
+        )
+    if args.width_selection != "activation":
+        return {**sizes, "width_selection": args.width_selection}
+    from ..growth import select_width
+    from ..modeling_learngene import LearngeneModel
+
+    source = LearngeneModel.from_pretrained(learngene, **hub_kwargs) if hub_kwargs else learngene
+    return select_width(source, train, max_samples=256, seed=args.seed, **sizes)
 
 
 def precision_settings(mode: str) -> dict[str, bool]:

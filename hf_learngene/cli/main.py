@@ -64,8 +64,7 @@ def _run(args, out: Output) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    quiet_libraries(args.quiet)
-    with _our_warnings(out), out.capture():
+    with quiet_libraries(args.quiet), _our_warnings(out), out.capture():
         payload = args.func(args, out)
     out.result(payload)
     return 0
