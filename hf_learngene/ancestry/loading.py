@@ -32,8 +32,8 @@ def _family(config: PretrainedConfig, source: str) -> AncestorFamily:
     family = family_for_model_type(model_type)
     if family is None:
         raise ValueError(
-            f"{source} is a {model_type!r} model, which hf_learngene cannot cut a learngene from. Supported ancestors: "
-            f"{supported_ancestors()}."
+            f"{source} is a {model_type!r} model, not a ViT of a family hf_learngene can cut a learngene from. "
+            f"Supported ancestors: {supported_ancestors()}."
         )
     return family
 
@@ -188,7 +188,7 @@ def load_ancestor(
                 config = AutoConfig.from_pretrained(ancestor, **hub_kwargs)
                 family = _family(config, repr(ancestor))
         except ValueError as err:
-            if "cannot cut a learngene" in str(err):
+            if "Supported ancestors:" in str(err):
                 raise
             raise ValueError(f"Could not read the config of {ancestor!r}: {err}") from err
         check_options(family, options)

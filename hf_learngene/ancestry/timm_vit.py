@@ -226,15 +226,19 @@ def _grid(name: str, pos_embed: torch.Tensor, num_prefix: int, patch_size, model
 
 
 def timm_image_processor(config) -> Any:
-    """An image processor from timm's `pretrained_cfg`: resize to `input_size`, normalise with its mean and std (timm's
-    center crop, `crop_pct`, is not reproduced); None without a `pretrained_cfg`."""
-    pretrained = _as_dict(config).get("pretrained_cfg") or {}
+    """An image processor from timm's `pretrained_cfg`: resize to `input_size` (or `model_args["img_size"]`), normalise
+    with its mean and std (timm's center crop, `crop_pct`, is not reproduced); None without a `pretrained_cfg`."""
+    config = _as_dict(config)
+    pretrained = config.get("pretrained_cfg") or {}
     if not pretrained.get("input_size"):
         return None
     from PIL import Image
     from transformers import ViTImageProcessorPil
 
     _, height, width = pretrained["input_size"]
+    size = (config.get("model_args") or {}).get("img_size")  # a checkpoint built at another size records it here
+    if size:
+        height, width = (size, size) if isinstance(size, int) else size
     resample = Image.Resampling.BICUBIC if pretrained.get("interpolation") == "bicubic" else Image.Resampling.BILINEAR
     return ViTImageProcessorPil(
         size={"height": int(height), "width": int(width)},
