@@ -101,9 +101,10 @@ def is_descendant(model) -> bool:
     return DESCENDANT_ARCHITECTURE in (getattr(model.config, "architectures", None) or [])
 
 
-def family_description(config) -> dict[str, Any]:
+def family_description(config, escape: bool = True) -> dict[str, Any]:
     """The ancestor family as a card (and `hf-learngene info`) shows it: its name, what its layers compute beyond a
-    plain ViT, and what was chosen when reading it."""
+    plain ViT, and what was chosen when reading it. `escape=False` gives plain text (for a terminal)."""
+    text = html.escape if escape else str
     family = getattr(config, "ancestor_family", "vit") or "vit"
     parts = []
     tokens = [
@@ -129,10 +130,11 @@ def family_description(config) -> dict[str, Any]:
     pooling = getattr(config, "pooling", "cls")
     parts.append(f"pooling: {POOLING_NAMES.get(pooling, pooling)}")
     choices = getattr(config, "family_choices", None) or {}
+    quote = "`" if escape else ""
     return {
-        "family": f"{html.escape(FAMILY_NAMES.get(family, family))} (`{html.escape(family)}`)",
-        "architecture": html.escape("; ".join(parts)),
-        "family_choices": [f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in choices.items()],
+        "family": f"{text(FAMILY_NAMES.get(family, family))} ({quote}{text(family)}{quote})",
+        "architecture": text("; ".join(parts)),
+        "family_choices": [f"{text(str(k))}: {text(str(v))}" for k, v in choices.items()],
     }
 
 
