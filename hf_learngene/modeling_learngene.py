@@ -552,7 +552,7 @@ def _width_plan(source: LearngeneConfig, target: LearngeneConfig) -> dict[str, A
 
 
 # Which dimension of each layer tensor takes which selection: 0 = output rows, 1 = input columns. A SwiGLU fc1 stacks
-# the gate and up projections, so its rows take the MLP selection once in each half ("intermediate_gated").
+# the gate and up projections: `_select_width` gives its rows the MLP selection once in each half.
 _LAYER_DIMENSIONS = {
     "layernorm_before.weight": {0: "hidden"},
     "layernorm_before.bias": {0: "hidden"},
