@@ -25,7 +25,22 @@ WIDTH_SELECTIONS = ("uniform", "heads", "activation", "given")
 # and the MLP neurons (fc1 outputs, fc2 input).
 WIDTH_DIMENSIONS = ("hidden", "attention", "intermediate")
 
-# The ViT geometry a learngene shares with its ancestor and every descendant (the fields ViTConfig also has).
+# The ancestor families hf_learngene reads (`ancestor_family`); their differences from a plain ViT are recorded in the
+# architecture fields below, so the family name itself is provenance only.
+ANCESTOR_FAMILIES = ("vit", "deit", "dinov2", "dinov2_with_registers", "clip", "siglip", "vit_mae", "timm")
+# The MLP of each layer: fc1 -> activation -> fc2, or SwiGLU with fc1 holding the gate and up projections stacked.
+MLP_TYPES = ("mlp", "swiglu")
+# What a descendant's classifier reads (see `pooling`).
+POOLINGS = ("cls", "cls_distillation", "mean", "map")
+# Where the final LayerNorm applies: to every token, or to the pooled vector only (CLIP, timm's `fc_norm`).
+FINAL_LAYERNORMS = ("sequence", "pooled")
+# Which prefix tokens carry position embeddings besides the patches.
+POSITION_EMBEDDING_PREFIXES = ("class", "all", "none")
+# How position embeddings are resized to another input size.
+POSITION_INTERPOLATIONS = ("bicubic", "bicubic_fp32", "bicubic_fp32_antialias")
+
+# The ViT geometry a learngene shares with its ancestor and every descendant: the fields ViTConfig also has, then what
+# an ancestor family changes in the embeddings, the layers and the pooling (defaults: a plain transformers ViT).
 GEOMETRY_FIELDS = (
     "hidden_size",
     "num_attention_heads",
@@ -39,6 +54,19 @@ GEOMETRY_FIELDS = (
     "patch_size",
     "num_channels",
     "qkv_bias",
+    "class_token",
+    "distillation_token",
+    "num_register_tokens",
+    "position_embedding_prefix",
+    "position_interpolation",
+    "interpolate_pos_encoding",
+    "patch_bias",
+    "pre_layernorm",
+    "final_layernorm",
+    "layer_scale",
+    "layer_scale_init_value",
+    "mlp_type",
+    "pooling",
 )
 
 
@@ -271,6 +299,47 @@ def _normalize_width_indices(
     return out
 
 
+def _check_architecture(
+    *,
+    class_token: bool,
+    distillation_token: bool,
+    num_register_tokens: int,
+    position_embedding_prefix: str,
+    position_interpolation: str,
+    final_layernorm: str,
+    mlp_type: str,
+    pooling: str,
+    ancestor_family: str,
+) -> None:
+    """The architecture fields an ancestor family sets, each against its allowed values and the tokens it needs."""
+    for name, value, allowed in (
+        ("position_embedding_prefix", position_embedding_prefix, POSITION_EMBEDDING_PREFIXES),
+        ("position_interpolation", position_interpolation, POSITION_INTERPOLATIONS),
+        ("final_layernorm", final_layernorm, FINAL_LAYERNORMS),
+        ("mlp_type", mlp_type, MLP_TYPES),
+        ("pooling", pooling, POOLINGS),
+    ):
+        if value not in allowed:
+            raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
+    if isinstance(num_register_tokens, bool) or not isinstance(num_register_tokens, int) or num_register_tokens < 0:
+        raise ValueError(f"`num_register_tokens` must be an integer >= 0, got {num_register_tokens!r}.")
+    if distillation_token and not class_token:
+        raise ValueError(
+            "`distillation_token=True` needs `class_token=True`: DeiT's distillation token follows its CLS."
+        )
+    if pooling == "cls" and not class_token:
+        raise ValueError("pooling='cls' reads the CLS token, but `class_token=False`: use pooling='mean' or 'map'.")
+    if pooling == "cls_distillation" and not distillation_token:
+        raise ValueError(
+            "pooling='cls_distillation' averages the heads on the CLS and distillation tokens, but "
+            "`distillation_token=False`: use pooling='cls'."
+        )
+    if not isinstance(ancestor_family, str) or not ancestor_family:
+        raise ValueError(
+            f"`ancestor_family` must be a family name such as {ANCESTOR_FAMILIES}, got {ancestor_family!r}."
+        )
+
+
 def _init_fields(cls: type) -> set[str]:
     parameters = inspect.signature(cls.__init__).parameters.values()
     return {p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name != "self"}
@@ -310,6 +379,53 @@ class LearngeneConfig(PretrainedConfig):
             Input channels.
         qkv_bias (`bool`, *optional*, defaults to `True`):
             Whether the query, key and value projections have a bias.
+        class_token (`bool`, *optional*, defaults to `True`):
+            Whether the sequence starts with a learned CLS token (SigLIP has none).
+        distillation_token (`bool`, *optional*, defaults to `False`):
+            Whether a learned distillation token follows the CLS token (DeiT distilled).
+        num_register_tokens (`int`, *optional*, defaults to 0):
+            Learned register tokens after the CLS (and distillation) token (DINOv2 with registers, timm `reg_tokens`).
+            The sequence is `[CLS] [DIST] [REG]... patches`, each prefix token present only when configured.
+        position_embedding_prefix (`str`, *optional*, defaults to `"class"`):
+            Which prefix tokens have position embeddings besides the patches: `"class"` (the CLS and distillation
+            tokens; registers have none, as in transformers' DINOv2 with registers), `"all"` (every prefix token,
+            registers included: timm's default) or `"none"` (patches only: SigLIP, timm's `no_embed_class`).
+        position_interpolation (`str`, *optional*, defaults to `"bicubic"`):
+            How the patch position embeddings are resized to another input size: `"bicubic"` (in the model's dtype,
+            as transformers' ViT, DeiT, CLIP, SigLIP and ViT-MAE do), `"bicubic_fp32"` (in float32, as DINOv2 does)
+            or `"bicubic_fp32_antialias"` (float32 with antialiasing, as DINOv2 with registers and timm do).
+        interpolate_pos_encoding (`bool`, *optional*, defaults to `False`):
+            The default of the forward's `interpolate_pos_encoding`: `True` for DINOv2, which always resizes its
+            position grid (37x37 at 518/14) to the input.
+        patch_bias (`bool`, *optional*, defaults to `True`):
+            Whether the patch projection has a bias (CLIP's has none).
+        pre_layernorm (`bool`, *optional*, defaults to `False`):
+            A LayerNorm (`pre_layernorm`) on the embeddings before the first layer (CLIP's `pre_layrnorm`, timm's
+            `norm_pre`).
+        final_layernorm (`str`, *optional*, defaults to `"sequence"`):
+            Where the final LayerNorm (`layernorm`) applies: `"sequence"` (every token of `last_hidden_state`) or
+            `"pooled"` (only the pooled vector, as CLIP's `post_layernorm` and timm's `fc_norm`; `last_hidden_state`
+            is then the last layer's output).
+        layer_scale (`bool`, *optional*, defaults to `False`):
+            Whether each layer scales its attention and MLP branches by learned vectors (`layer_scale1`,
+            `layer_scale2`) before the residual sums (DINOv2, timm `ls1`/`ls2`).
+        layer_scale_init_value (`float`, *optional*, defaults to 1.0):
+            The value layer-scale vectors of new layers start at.
+        mlp_type (`str`, *optional*, defaults to `"mlp"`):
+            `"mlp"`: fc2(act(fc1(x))). `"swiglu"`: fc1 holds the gate and up projections stacked (2 x
+            `intermediate_size` outputs, gate first) and the MLP computes fc2(act(gate) * up), `hidden_act` being the
+            gate's activation (`"silu"`: DINOv2's `use_swiglu_ffn`, timm's `SwiGLUPacked`).
+        pooling (`str`, *optional*, defaults to `"cls"`):
+            What a descendant's classifier reads: `"cls"` (the CLS token), `"cls_distillation"` (the mean of two
+            heads, on the CLS and on the distillation token, as DeiT distilled does), `"mean"` (the mean of the
+            patch tokens, prefix tokens excluded) or `"map"` (a multi-head attention pooling head, `map_head`: a
+            learned probe attends over the tokens, then a residual MLP; SigLIP's).
+        ancestor_family (`str`, *optional*, defaults to `"vit"`):
+            The family of the ancestor the layers came from (one of `ANCESTOR_FAMILIES`); provenance only, the fields
+            above say what the layers compute.
+        family_choices (`dict`, *optional*):
+            What hf_learngene chose when reading the ancestor's family, in words (e.g. whether DeiT's distillation
+            token was carried or dropped, SigLIP's pooling, ViT-MAE's masking), for the model card and `info`.
         layer_indices (`list[int]`, *optional*):
             Indices of the ancestry layers kept, in order. Defaults to one per `L` of `layout` when a layout is
             given, else to `range(num_hidden_layers - num_new_layers)`, else to `range(12)`.
@@ -400,6 +516,21 @@ class LearngeneConfig(PretrainedConfig):
         patch_size: int = 16,
         num_channels: int = 3,
         qkv_bias: bool = True,
+        class_token: bool = True,
+        distillation_token: bool = False,
+        num_register_tokens: int = 0,
+        position_embedding_prefix: str = "class",
+        position_interpolation: str = "bicubic",
+        interpolate_pos_encoding: bool = False,
+        patch_bias: bool = True,
+        pre_layernorm: bool = False,
+        final_layernorm: str = "sequence",
+        layer_scale: bool = False,
+        layer_scale_init_value: float = 1.0,
+        mlp_type: str = "mlp",
+        pooling: str = "cls",
+        ancestor_family: str = "vit",
+        family_choices: dict[str, str] | None = None,
         layer_indices: list[int] | None = None,
         num_hidden_layers: int | None = None,
         ancestor_name_or_path: str | None = None,
@@ -473,6 +604,17 @@ class LearngeneConfig(PretrainedConfig):
                 "intermediate_size=...)`, then `from_pretrained(path, num_labels=..., **selection)` (or pass "
                 '`width_indices={"hidden": [...], "attention": [...], "intermediate": [...]}` yourself).'
             )
+        _check_architecture(
+            class_token=class_token,
+            distillation_token=distillation_token,
+            num_register_tokens=num_register_tokens,
+            position_embedding_prefix=position_embedding_prefix,
+            position_interpolation=position_interpolation,
+            final_layernorm=final_layernorm,
+            mlp_type=mlp_type,
+            pooling=pooling,
+            ancestor_family=ancestor_family,
+        )
         if condensing_scores is not None and len(condensing_scores) != ancestor_num_layers:
             raise ValueError(
                 f"`condensing_scores` has {len(condensing_scores)} entries; expected one per ancestry layer "
@@ -491,6 +633,21 @@ class LearngeneConfig(PretrainedConfig):
         self.patch_size = patch_size
         self.num_channels = num_channels
         self.qkv_bias = qkv_bias
+        self.class_token = class_token
+        self.distillation_token = distillation_token
+        self.num_register_tokens = num_register_tokens
+        self.position_embedding_prefix = position_embedding_prefix
+        self.position_interpolation = position_interpolation
+        self.interpolate_pos_encoding = interpolate_pos_encoding
+        self.patch_bias = patch_bias
+        self.pre_layernorm = pre_layernorm
+        self.final_layernorm = final_layernorm
+        self.layer_scale = layer_scale
+        self.layer_scale_init_value = layer_scale_init_value
+        self.mlp_type = mlp_type
+        self.pooling = pooling
+        self.ancestor_family = ancestor_family
+        self.family_choices = family_choices
         self.layer_indices = layer_indices
         self.ancestor_name_or_path = ancestor_name_or_path
         self.ancestor_revision = ancestor_revision
@@ -592,5 +749,16 @@ class LearngeneConfig(PretrainedConfig):
         output.pop("_labels_given", None)
         return output
 
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patches: CLS, distillation and register tokens, as configured."""
+        return int(self.class_token) + int(self.distillation_token) + self.num_register_tokens
 
-__all__ = ["GEOMETRY_FIELDS", "LearngeneConfig", "decode_indices", "encode_indices"]
+    @property
+    def has_pooled_output(self) -> bool:
+        """Whether a learngene's output carries `pooler_output`: when what the classifier reads is not simply the
+        first token of `last_hidden_state` (mean or MAP pooling, or a final LayerNorm on the pooled vector only)."""
+        return self.pooling in ("mean", "map") or self.final_layernorm == "pooled"
+
+
+__all__ = ["ANCESTOR_FAMILIES", "GEOMETRY_FIELDS", "LearngeneConfig", "decode_indices", "encode_indices"]

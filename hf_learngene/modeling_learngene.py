@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -44,7 +45,7 @@ logger = logging.get_logger(__name__)
 
 DESCENDANT_ARCHITECTURE = "DescendantForImageClassification"
 # What a descendant adds to the learngene it inherits (never part of a learngene checkpoint).
-_NEW_PREFIXES = ("new_layers.", "classifier.")
+_NEW_PREFIXES = ("new_layers.", "classifier.", "distillation_classifier.")
 # Hub tags of every learngene and descendant; the Trainer copies them into the cards it writes.
 MODEL_TAGS = ("hf_learngene", "learngene")
 # Keyword arguments of transformers' shared classification loss that callers (the Trainer) pass to forward.
@@ -52,6 +53,15 @@ _LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
 # `from_pretrained` arguments that say where a checkpoint is, and ones that say how to load it (not config fields).
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 _LOADER_KWARGS = ("dtype", "torch_dtype", "attn_implementation", "device_map", "output_loading_info")
+
+
+@dataclass
+class LearngeneModelOutput(BaseModelOutput):
+    """[`~transformers.modeling_outputs.BaseModelOutput`] plus `pooler_output` `(batch, hidden)`: what a classifier
+    reads, set where the ancestor family's own output has it (mean or MAP pooling, CLIP's pooled LayerNorm), else
+    None (so a plain ViT learngene's output is exactly a `BaseModelOutput`'s)."""
+
+    pooler_output: torch.FloatTensor | None = None
 
 
 def _pair(value) -> tuple[int, int]:
@@ -68,7 +78,11 @@ class LearngenePatchEmbeddings(nn.Module):
         self.num_channels = config.num_channels
         self.num_patches = (self.image_size[0] // self.patch_size[0]) * (self.image_size[1] // self.patch_size[1])
         self.projection = nn.Conv2d(
-            config.num_channels, config.hidden_size, kernel_size=self.patch_size, stride=self.patch_size
+            config.num_channels,
+            config.hidden_size,
+            kernel_size=self.patch_size,
+            stride=self.patch_size,
+            bias=config.patch_bias,
         )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -82,34 +96,65 @@ class LearngenePatchEmbeddings(nn.Module):
 
 
 class LearngeneEmbeddings(nn.Module):
-    """CLS token, position embeddings and patch embeddings."""
+    """Prefix tokens, patch embeddings and position embeddings.
+
+    The sequence is `[CLS] [DIST] [REG]... patches`, each prefix token present as the config says (`class_token`,
+    `distillation_token`, `num_register_tokens`). Position embeddings cover the patches and the prefix tokens that
+    `position_embedding_prefix` names, in that order; the other prefix tokens get none.
+    """
 
     def __init__(self, config: LearngeneConfig):
         super().__init__()
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        hidden = config.hidden_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden)) if config.class_token else None
+        self.distillation_token = nn.Parameter(torch.zeros(1, 1, hidden)) if config.distillation_token else None
+        registers = config.num_register_tokens
+        self.register_tokens = nn.Parameter(torch.zeros(1, registers, hidden)) if registers else None
         self.patch_embeddings = LearngenePatchEmbeddings(config)
+        self.num_prefix_tokens = config.num_prefix_tokens
+        self.num_positioned_prefix = {
+            "class": int(config.class_token) + int(config.distillation_token),
+            "all": self.num_prefix_tokens,
+            "none": 0,
+        }[config.position_embedding_prefix]
         self.position_embeddings = nn.Parameter(
-            torch.zeros(1, self.patch_embeddings.num_patches + 1, config.hidden_size)
+            torch.zeros(1, self.patch_embeddings.num_patches + self.num_positioned_prefix, hidden)
         )
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.patch_size = self.patch_embeddings.patch_size
         self.image_size = self.patch_embeddings.image_size
+        self.position_interpolation = config.position_interpolation
+        self.interpolate_by_default = config.interpolate_pos_encoding
 
     def interpolate_pos_encoding(self, height: int, width: int) -> torch.Tensor:
-        """Bicubic resize of the patch position embeddings to a (height, width) input, as DINO and ViT do."""
+        """Bicubic resize of the patch position embeddings to a (height, width) input, the way the ancestor family
+        does it (`config.position_interpolation`: in the model's dtype as ViT, in float32 as DINOv2, with
+        antialiasing as DINOv2 with registers and timm)."""
         new_h, new_w = height // self.patch_size[0], width // self.patch_size[1]
         old_h, old_w = self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1]
         if (new_h, new_w) == (old_h, old_w):
             return self.position_embeddings
-        cls_pos = self.position_embeddings[:, :1]
-        patch_pos = self.position_embeddings[:, 1:]
+        prefix_pos = self.position_embeddings[:, : self.num_positioned_prefix]
+        patch_pos = self.position_embeddings[:, self.num_positioned_prefix :]
         dim = patch_pos.shape[-1]
+        dtype = patch_pos.dtype
         patch_pos = patch_pos.reshape(1, old_h, old_w, dim).permute(0, 3, 1, 2)
-        patch_pos = F.interpolate(patch_pos, size=(new_h, new_w), mode="bicubic", align_corners=False)
+        if self.position_interpolation != "bicubic":
+            # Bicubic resampling in half precision shifts the embeddings; DINOv2 and timm resize in float32.
+            patch_pos = patch_pos.float()
+        patch_pos = F.interpolate(
+            patch_pos,
+            size=(new_h, new_w),
+            mode="bicubic",
+            align_corners=False,
+            antialias=self.position_interpolation == "bicubic_fp32_antialias",
+        ).to(dtype)
         patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, new_h * new_w, dim)
-        return torch.cat((cls_pos, patch_pos), dim=1)
+        return torch.cat((prefix_pos, patch_pos), dim=1)
 
-    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool | None = None) -> torch.Tensor:
+        if interpolate_pos_encoding is None:
+            interpolate_pos_encoding = self.interpolate_by_default
         height, width = pixel_values.shape[-2:]
         if not interpolate_pos_encoding and (height, width) != self.image_size:
             raise ValueError(
@@ -118,12 +163,30 @@ class LearngeneEmbeddings(nn.Module):
                 "`interpolate_pos_encoding=True` to interpolate the position embeddings."
             )
         embeddings = self.patch_embeddings(pixel_values)
-        cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)
-        embeddings = torch.cat((cls_tokens, embeddings), dim=1)
-        if interpolate_pos_encoding:
-            embeddings = embeddings + self.interpolate_pos_encoding(height, width)
+        positions = (
+            self.interpolate_pos_encoding(height, width) if interpolate_pos_encoding else self.position_embeddings
+        )
+        batch = embeddings.shape[0]
+        prefix = [
+            t.expand(batch, -1, -1)
+            for t in (self.cls_token, self.distillation_token, self.register_tokens)
+            if t is not None
+        ]
+        positioned = self.num_positioned_prefix
+        if positioned == self.num_prefix_tokens:
+            # Every prefix token has a position (ViT, DeiT, timm): concatenate, then add.
+            embeddings = torch.cat((*prefix, embeddings), dim=1) + positions
         else:
-            embeddings = embeddings + self.position_embeddings
+            # Registers without positions (DINOv2), or no position for any prefix token (SigLIP, timm no_embed_class).
+            prefix = torch.cat(prefix, dim=1)
+            embeddings = torch.cat(
+                (
+                    prefix[:, :positioned] + positions[:, :positioned],
+                    prefix[:, positioned:],
+                    embeddings + positions[:, positioned:],
+                ),
+                dim=1,
+            )
         return self.dropout(embeddings)
 
 
@@ -183,8 +246,9 @@ class LearngeneAttention(nn.Module):
     Anything else (peft LoRA layers, FSDP2-sharded or quantized Linears, hooked modules) is called as a module.
     """
 
-    def __init__(self, config: LearngeneConfig):
+    def __init__(self, config: LearngeneConfig, qkv_bias: bool | None = None):
         super().__init__()
+        qkv_bias = config.qkv_bias if qkv_bias is None else qkv_bias
         # The attention interface reads the kernel choice (and flash attention its settings) from `module.config`.
         self.config = config
         self.num_heads = config.num_attention_heads
@@ -192,9 +256,9 @@ class LearngeneAttention(nn.Module):
         self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_probs_dropout_prob
         self.is_causal = False
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=qkv_bias)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=qkv_bias)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=qkv_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def _fused_projection(
@@ -225,7 +289,11 @@ class LearngeneAttention(nn.Module):
         return states.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
 
     def forward(
-        self, hidden_states: torch.Tensor, cls_only: bool = False, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        cls_only: bool = False,
+        output_attentions: bool = False,
+        queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
@@ -236,14 +304,17 @@ class LearngeneAttention(nn.Module):
                 has shape `(batch, 1, hidden)` and equals the first row of the full output.
             output_attentions (`bool`, *optional*, defaults to `False`):
                 Require the attention weights (only the `"eager"` implementation computes them; others raise).
+            queries (`torch.Tensor` of shape `(batch, n, hidden)`, *optional*):
+                Tokens to attend from instead of `hidden_states` (the MAP pooling head's probe): keys and values come
+                from `hidden_states`, the output has shape `(batch, n, hidden)`.
 
         Returns:
             `tuple(torch.Tensor, torch.Tensor | None)`: the attention output `(batch, seq, hidden)` and the attention
             weights `(batch, heads, seq, seq)` when the implementation returns them (`"eager"`), else `None`.
         """
         attention = self._attention_function(output_attentions)
-        if cls_only:
-            query = self.q_proj(hidden_states[:, :1])
+        if cls_only or queries is not None:
+            query = self.q_proj(hidden_states[:, :1] if queries is None else queries)
             key, value = self._fused_projection(hidden_states, (self.k_proj, self.v_proj))
         else:
             query, key, value = self._fused_projection(hidden_states, (self.q_proj, self.k_proj, self.v_proj))
@@ -262,14 +333,22 @@ class LearngeneAttention(nn.Module):
 
 
 class LearngeneMLP(nn.Module):
-    def __init__(self, config: LearngeneConfig):
+    """fc2(act(fc1(x))), or with `config.mlp_type="swiglu"` fc2(act(gate) * up) where fc1 holds the gate and up
+    projections stacked (gate first: DINOv2's `weights_in`, timm's `SwiGLUPacked`), one GEMM for both."""
+
+    def __init__(self, config: LearngeneConfig, gated: bool | None = None):
         super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.gated = config.mlp_type == "swiglu" if gated is None else gated
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size * (2 if self.gated else 1))
         self.activation_fn = ACT2FN[config.hidden_act]
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.activation_fn(self.fc1(hidden_states)))
+        hidden_states = self.fc1(hidden_states)
+        if self.gated:
+            gate, up = hidden_states.chunk(2, dim=-1)
+            return self.fc2(self.activation_fn(gate) * up)
+        return self.fc2(self.activation_fn(hidden_states))
 
 
 class LearngeneLayer(GradientCheckpointingLayer):
@@ -283,6 +362,10 @@ class LearngeneLayer(GradientCheckpointingLayer):
         self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = LearngeneMLP(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # Per-channel scales of the attention and MLP branches (DINOv2's layer_scale1/2, timm's ls1/ls2).
+        scale = config.layer_scale_init_value
+        self.layer_scale1 = nn.Parameter(torch.full((config.hidden_size,), scale)) if config.layer_scale else None
+        self.layer_scale2 = nn.Parameter(torch.full((config.hidden_size,), scale)) if config.layer_scale else None
 
     def forward(
         self, hidden_states: torch.Tensor, cls_only: bool = False, output_attentions: bool = False
@@ -306,9 +389,35 @@ class LearngeneLayer(GradientCheckpointingLayer):
         attn, weights = self.attention(
             self.layernorm_before(hidden_states), cls_only=cls_only, output_attentions=output_attentions
         )
+        if self.layer_scale1 is not None:
+            attn = attn * self.layer_scale1
         hidden_states = residual + self.dropout(attn)
-        hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+        mlp = self.mlp(self.layernorm_after(hidden_states))
+        if self.layer_scale2 is not None:
+            mlp = mlp * self.layer_scale2
+        hidden_states = hidden_states + self.dropout(mlp)
         return (hidden_states, weights) if output_attentions else hidden_states
+
+
+class LearngeneAttentionPoolingHead(nn.Module):
+    """Multi-head attention pooling (MAP), SigLIP's pooling head: a learned probe attends over the final tokens
+    (`attention`, with the layers' head count), then a residual MLP on the result (`layernorm`, `mlp`). Adapted from
+    transformers' `SiglipMultiheadAttentionPoolingHead`, whose `nn.MultiheadAttention` in-projection is stored here as
+    q/k/v projections."""
+
+    def __init__(self, config: LearngeneConfig):
+        super().__init__()
+        self.probe = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        # nn.MultiheadAttention always has in-projection biases.
+        self.attention = LearngeneAttention(config, qkv_bias=True)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = LearngeneMLP(config, gated=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        probe = self.probe.expand(hidden_states.shape[0], -1, -1)
+        pooled, _ = self.attention(hidden_states, queries=probe)
+        pooled = pooled + self.mlp(self.layernorm(pooled))
+        return pooled[:, 0]
 
 
 def _mimetic_init_(attention: LearngeneAttention, generator: torch.Generator | None = None) -> None:
@@ -442,12 +551,15 @@ def _width_plan(source: LearngeneConfig, target: LearngeneConfig) -> dict[str, A
     }
 
 
-# Which dimension of each layer tensor takes which selection: 0 = output rows, 1 = input columns.
+# Which dimension of each layer tensor takes which selection: 0 = output rows, 1 = input columns. A SwiGLU fc1 stacks
+# the gate and up projections: `_select_width` gives its rows the MLP selection once in each half.
 _LAYER_DIMENSIONS = {
     "layernorm_before.weight": {0: "hidden"},
     "layernorm_before.bias": {0: "hidden"},
     "layernorm_after.weight": {0: "hidden"},
     "layernorm_after.bias": {0: "hidden"},
+    "layer_scale1": {0: "hidden"},
+    "layer_scale2": {0: "hidden"},
     "attention.q_proj.weight": {0: "attention", 1: "hidden"},
     "attention.q_proj.bias": {0: "attention"},
     "attention.k_proj.weight": {0: "attention", 1: "hidden"},
@@ -463,17 +575,29 @@ _LAYER_DIMENSIONS = {
 }
 _EMBEDDING_DIMENSIONS = {
     "embeddings.cls_token": {2: "hidden"},
+    "embeddings.distillation_token": {2: "hidden"},
+    "embeddings.register_tokens": {2: "hidden"},
     "embeddings.position_embeddings": {2: "hidden"},
     "embeddings.patch_embeddings.projection.weight": {0: "hidden"},
     "embeddings.patch_embeddings.projection.bias": {0: "hidden"},
+    "pre_layernorm.weight": {0: "hidden"},
+    "pre_layernorm.bias": {0: "hidden"},
     "layernorm.weight": {0: "hidden"},
     "layernorm.bias": {0: "hidden"},
+    "map_head.probe": {2: "hidden"},
+    **{f"map_head.{name}": dims for name, dims in _LAYER_DIMENSIONS.items() if name.startswith(("attention.", "mlp."))},
+    "map_head.layernorm.weight": {0: "hidden"},
+    "map_head.layernorm.bias": {0: "hidden"},
 }
 
 
-def _select_width(state: dict[str, torch.Tensor], plan: dict[str, Any]) -> dict[str, torch.Tensor]:
+def _select_width(
+    state: dict[str, torch.Tensor], plan: dict[str, Any], config: LearngeneConfig | None = None
+) -> dict[str, torch.Tensor]:
     """Slice a learngene's tensors (`LearngeneModel` keys) by `plan`: every tensor that shares a dimension takes the
-    same indices, so the residual stream, each layer's attention channels and its MLP neurons stay consistent."""
+    same indices, so the residual stream (with the prefix tokens and layer-scale vectors), each layer's attention
+    channels and its MLP neurons (both halves of a SwiGLU fc1) stay consistent. `config` is the learngene's."""
+    gated = config is not None and config.mlp_type == "swiglu"
     out = {}
     for key, tensor in state.items():
         match = re.match(r"^layers\.(\d+)\.(.+)$", key)
@@ -483,7 +607,16 @@ def _select_width(state: dict[str, torch.Tensor], plan: dict[str, Any]) -> dict[
         for dim, name in dims.items():
             indices = plan[name]
             if isinstance(indices[0], list):  # one list per stored layer
+                if match is None:
+                    raise ValueError(
+                        f"`width_indices[{name!r}]` has one list per layer, but {key!r} belongs to no layer (the MAP "
+                        "pooling head attends and has an MLP of its own): give one list shared by every layer "
+                        "(width_selection='uniform' or 'heads'), or condense with pooling='mean'."
+                    )
                 indices = indices[int(match.group(1))]
+            if gated and match is not None and match.group(2).startswith("mlp.fc1.") and dim == 0:
+                # The gate rows, then the same neurons' up rows.
+                indices = indices + [i + tensor.shape[0] // 2 for i in indices]
             tensor = tensor.index_select(dim, torch.tensor(indices, dtype=torch.long, device=tensor.device))
         out[key] = tensor.contiguous()
     return out
@@ -587,7 +720,7 @@ class LearngenePreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["LearngeneEmbeddings", "LearngeneLayer"]
+    _no_split_modules = ["LearngeneEmbeddings", "LearngeneLayer", "LearngeneAttentionPoolingHead"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -610,8 +743,15 @@ class LearngenePreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, LearngeneEmbeddings):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
-            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
-        elif isinstance(module, LearngeneLayer) and module.is_new:
+            for token in (module.cls_token, module.distillation_token, module.register_tokens):
+                if token is not None:
+                    init.trunc_normal_(token, mean=0.0, std=std)
+        elif isinstance(module, LearngeneAttentionPoolingHead):
+            init.trunc_normal_(module.probe, mean=0.0, std=std)
+        elif isinstance(module, LearngeneLayer) and module.layer_scale1 is not None:
+            init.constant_(module.layer_scale1, self.config.layer_scale_init_value)
+            init.constant_(module.layer_scale2, self.config.layer_scale_init_value)
+        if isinstance(module, LearngeneLayer) and module.is_new:
             # Layer-level schemes run after the layer's Linears and LayerNorms got the defaults above (children are
             # initialised first) and, under `from_pretrained`, after the inherited tensors are loaded; the helpers
             # skip loaded tensors, so a saved descendant's new layers are never overwritten.
@@ -734,7 +874,7 @@ class LearngenePreTrainedModel(PreTrainedModel):
             pretrained_model_name_or_path, config=stored, output_loading_info=True, **hub
         )
         _check_loaded_weights(wide, wide_info, pretrained_model_name_or_path)
-        state = _select_width(wide.state_dict(), plan)
+        state = _select_width(wide.state_dict(), plan, stored)
         if cls is not LearngeneModel:
             state = {f"{cls.base_model_prefix}.{key}": tensor for key, tensor in state.items()}
         del wide
@@ -795,9 +935,11 @@ def _serialization_hooks():
 
 
 class LearngeneModel(LearngenePreTrainedModel):
-    """Embeddings (patch, CLS, position), the learngene layers in order and the ancestry's final LayerNorm.
+    """Embeddings (patch, prefix tokens, position), the learngene layers in order and the ancestry's final LayerNorm
+    (plus CLIP's pre-LayerNorm and SigLIP's MAP pooling head where the config has them).
 
-    With every ancestry layer kept, `last_hidden_state` equals the ancestry `ViTModel`'s.
+    With every ancestry layer kept, `last_hidden_state` equals the ancestry model's (`ViTModel`, `DeiTModel`,
+    `Dinov2Model`, `CLIPVisionModel`, ...), and `pooler_output`, where the family has one, its pooled output.
 
     Example:
 
@@ -812,10 +954,39 @@ class LearngeneModel(LearngenePreTrainedModel):
         _model_depth(config.num_hidden_layers, config.layout, len(config.layer_indices))
         super().__init__(config)
         self.embeddings = LearngeneEmbeddings(config)
+        self.pre_layernorm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layernorm else None
+        )
         # One layer per kept ancestry layer, or theta_A and theta_B for a linear learngene.
         self.layers = nn.ModuleList([LearngeneLayer(config) for _ in range(config.num_stored_layers)])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.map_head = LearngeneAttentionPoolingHead(config) if config.pooling == "map" else None
         self.post_init()
+
+    def embed(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool | None = None) -> torch.Tensor:
+        """The input of the first layer: embeddings, then the pre-LayerNorm where the family has one (CLIP)."""
+        hidden_states = self.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
+        return hidden_states if self.pre_layernorm is None else self.pre_layernorm(hidden_states)
+
+    def final_norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The last layer's output as `last_hidden_state`: normalised, unless the family normalises the pooled
+        vector only (`config.final_layernorm="pooled"`)."""
+        return self.layernorm(hidden_states) if self.config.final_layernorm == "sequence" else hidden_states
+
+    def pool(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
+        """What a classifier reads from `last_hidden_state` (`config.pooling`): the CLS token `(batch, hidden)`, the
+        CLS and distillation tokens `(batch, 2, hidden)`, the mean of the patch tokens, or the MAP head's output; then
+        the final LayerNorm when the family applies it to the pooled vector."""
+        pooling = self.config.pooling
+        if pooling == "cls":
+            pooled = last_hidden_state[:, 0]
+        elif pooling == "cls_distillation":
+            pooled = last_hidden_state[:, :2]
+        elif pooling == "mean":
+            pooled = last_hidden_state[:, self.embeddings.num_prefix_tokens :].mean(dim=1)
+        else:
+            pooled = self.map_head(last_hidden_state)
+        return self.layernorm(pooled) if self.config.final_layernorm == "pooled" else pooled
 
     def _layers_in_order(self) -> list[Callable]:
         """The layers the forward runs: the stored ones, or for a linear learngene the layer theta_A + t * theta_B
@@ -846,7 +1017,7 @@ class LearngeneModel(LearngenePreTrainedModel):
     def forward(
         self,
         pixel_values: torch.Tensor,
-        interpolate_pos_encoding: bool = False,
+        interpolate_pos_encoding: bool | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -856,8 +1027,9 @@ class LearngeneModel(LearngenePreTrainedModel):
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch, channels, height, width)`):
                 Images, normalised as the learngene's image processor does.
-            interpolate_pos_encoding (`bool`, *optional*, defaults to `False`):
-                Interpolate the position embeddings for inputs of another resolution.
+            interpolate_pos_encoding (`bool`, *optional*):
+                Interpolate the position embeddings for inputs of another resolution; defaults to
+                `config.interpolate_pos_encoding` (`False`, except for DINOv2, which always interpolates).
             output_hidden_states (`bool`, *optional*):
                 Also return the embedding output and the output of every layer (before the final LayerNorm).
             output_attentions (`bool`, *optional*):
@@ -872,7 +1044,7 @@ class LearngeneModel(LearngenePreTrainedModel):
         )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        hidden_states = self.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
+        hidden_states = self.embed(pixel_values, interpolate_pos_encoding)
         all_hidden = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self._layers_in_order():
@@ -883,15 +1055,19 @@ class LearngeneModel(LearngenePreTrainedModel):
                 hidden_states = layer(hidden_states)
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
-        hidden_states = self.layernorm(hidden_states)
+        hidden_states = self.final_norm(hidden_states)
+        pooled = self.pool(hidden_states) if self.config.has_pooled_output else None
         if not return_dict:
-            return tuple(v for v in (hidden_states, all_hidden, all_attentions) if v is not None)
-        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attentions)
+            return tuple(v for v in (hidden_states, all_hidden, all_attentions, pooled) if v is not None)
+        return LearngeneModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attentions, pooler_output=pooled
+        )
 
 
 class DescendantForImageClassification(LearngenePreTrainedModel):
     """A ViT classifier grown from a learngene: inherited layers (`L`) and new random layers (`R`) in the order
-    `config.layout` gives, the learngene's final LayerNorm and a new linear head on the CLS token.
+    `config.layout` gives, the learngene's final LayerNorm and a new linear head on what `config.pooling` reads (the
+    CLS token by default; the mean of two heads on the CLS and distillation tokens for a DeiT distilled learngene).
 
     Example:
 
@@ -923,10 +1099,14 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         num_new = len(config.layout) - config.layout.count(LAYOUT_INHERITED)
         self.new_layers = nn.ModuleList([LearngeneLayer(config, is_new=True) for _ in range(num_new)])
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        # DeiT distilled: a second head on the distillation token; the logits are the mean of both heads.
+        self.distillation_classifier = (
+            nn.Linear(config.hidden_size, config.num_labels) if config.pooling == "cls_distillation" else None
+        )
         if DESCENDANT_ARCHITECTURE not in (config.architectures or []):
-            # Grown from a bare learngene (or built fresh): the new layers and the head are expected to be missing
+            # Grown from a bare learngene (or built fresh): the new layers and the heads are expected to be missing
             # from a checkpoint, so transformers does not warn; `from_pretrained` still lists them as new.
-            self._keys_to_ignore_on_load_missing = [r"^new_layers\.", r"^classifier\."]
+            self._keys_to_ignore_on_load_missing = [r"^new_layers\.", r"^classifier\.", r"^distillation_classifier\."]
             self._new_weights_from_learngene = [name for name in self.state_dict() if name.startswith(_NEW_PREFIXES)]
         self._freeze_linear_learngene()
         self.post_init()
@@ -953,7 +1133,7 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        interpolate_pos_encoding: bool = False,
+        interpolate_pos_encoding: bool | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -969,8 +1149,9 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
                 `"single_label_classification"` (integer class indices of shape `(batch,)`, cross-entropy),
                 `"multi_label_classification"` (float multi-hot targets of shape `(batch, num_labels)`, BCE with
                 logits) or `"regression"` (float targets, mean squared error; `num_labels=1` infers it).
-            interpolate_pos_encoding (`bool`, *optional*, defaults to `False`):
-                Interpolate the position embeddings for inputs of another resolution.
+            interpolate_pos_encoding (`bool`, *optional*):
+                Interpolate the position embeddings for inputs of another resolution; defaults to
+                `config.interpolate_pos_encoding` (`False`, except for DINOv2, which always interpolates).
             output_hidden_states (`bool`, *optional*):
                 Also return the embedding output and the output of every layer in forward order.
             output_attentions (`bool`, *optional*):
@@ -987,14 +1168,15 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
         )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        hidden_states = self.learngene.embeddings(pixel_values.to(self.dtype), interpolate_pos_encoding)
+        hidden_states = self.learngene.embed(pixel_values, interpolate_pos_encoding)
         all_hidden = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         layers = self.descendant_layers()
+        reads_cls = self.config.pooling == "cls"
         for position, layer in enumerate(layers):
-            # Only the CLS token of the last layer reaches the classifier: unless every hidden state or attention
-            # map is asked for, that layer updates the CLS token alone (same logits, less work).
-            cls_only = not (output_hidden_states or output_attentions) and position == len(layers) - 1
+            # When only the CLS token of the last layer reaches the classifier, unless every hidden state or
+            # attention map is asked for, that layer updates the CLS token alone (same logits, less work).
+            cls_only = reads_cls and not (output_hidden_states or output_attentions) and position == len(layers) - 1
             if output_attentions:
                 hidden_states, weights = layer(hidden_states, cls_only=cls_only, output_attentions=True)
                 all_attentions = all_attentions + (weights,)
@@ -1002,8 +1184,11 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
                 hidden_states = layer(hidden_states, cls_only=cls_only)
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
-        hidden_states = self.learngene.layernorm(hidden_states)
-        logits = self.classifier(hidden_states[:, 0])
+        pooled = self.learngene.pool(self.learngene.final_norm(hidden_states))
+        if self.distillation_classifier is None:
+            logits = self.classifier(pooled)
+        else:
+            logits = (self.classifier(pooled[:, 0]) + self.distillation_classifier(pooled[:, 1])) / 2
         loss = None
         if labels is not None:
             # The loss is computed in float32 whatever the compute dtype, targets included.
@@ -1017,5 +1202,6 @@ class DescendantForImageClassification(LearngenePreTrainedModel):
 __all__ = [
     "DescendantForImageClassification",
     "LearngeneModel",
+    "LearngeneModelOutput",
     "LearngenePreTrainedModel",
 ]

@@ -28,6 +28,10 @@ from hf_learngene.ancestry import normalize_key
         ("classifier.weight", None),
         ("pooler.dense.weight", None),
         ("embeddings.mask_token", None),
+        ("deit.encoder.layer.1.output.dense.bias", "layers.1.mlp.fc2.bias"),
+        ("deit.embeddings.distillation_token", "embeddings.distillation_token"),
+        ("distillation_classifier.weight", None),
+        ("cls_classifier.weight", None),
     ],
 )
 def test_normalize_key(key, expected):

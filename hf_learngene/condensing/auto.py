@@ -81,7 +81,8 @@ def matching_loss(ancestry_tokens: torch.Tensor, pseudo_hidden, weights: torch.T
     (embeddings first); `weights`: `(batch, M, N)`."""
     loss = weights.new_zeros(())
     for n, hidden in enumerate(pseudo_hidden[1:]):
-        distance = (ancestry_tokens - hidden[:, None, 1:]).abs().mean(dim=(2, 3)).to(weights.dtype)  # (batch, M)
+        patches = hidden[:, None, -ancestry_tokens.shape[2] :]  # the patch tokens come last
+        distance = (ancestry_tokens - patches).abs().mean(dim=(2, 3)).to(weights.dtype)  # (batch, M)
         loss = loss + (weights[:, :, n] * distance).mean(0).sum()
     return loss
 
@@ -163,7 +164,8 @@ def condense_auto(ancestor: Ancestor, num_layers: int, *, condense_dataset, seed
     data = prepare_data(condense_dataset, ancestor, data_opts, seed)
     pseudo = pseudo_descendant_for(ancestor, data, pseudo_opts, seed).to(device).train()
     ancestry_model = frozen_ancestor(ancestor, device)
-    num_tokens = ancestry_model.embeddings.patch_embeddings.num_patches
+    # The patch tokens of the images as they come (DINOv2 interpolates its position grid to any input size).
+    num_tokens = _ancestry_tokens(ancestry_model, next(data.eval_batches())[0][:1].to(device), device, dtype).shape[2]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         weight_net = PairWeightNetwork(
@@ -192,7 +194,8 @@ def condense_auto(ancestor: Ancestor, num_layers: int, *, condense_dataset, seed
 def _ancestry_tokens(ancestry_model, pixel_values: torch.Tensor, device, dtype) -> torch.Tensor:
     with torch.no_grad(), autocast(device, dtype):
         hidden = hidden_states(ancestry_model, pixel_values)
-    return torch.stack([h[:, 1:] for h in hidden[1:]], dim=1)  # (batch, M, tokens, hidden)
+    # Patch tokens only: after the family's CLS / distillation / register tokens, if any.
+    return torch.stack([h[:, ancestry_model.embeddings.num_prefix_tokens :] for h in hidden[1:]], dim=1)
 
 
 def unrolled_objective(pseudo, params: dict, state: dict, weight_net, batch, *, lr: float, opts, auto_opts, dtype):

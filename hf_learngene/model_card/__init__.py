@@ -55,6 +55,24 @@ NEW_LAYER_INITS = {
 }
 _SHOWN_INDICES = 80  # characters of each kept-index list the card shows
 
+# The ancestor families by their names in the card.
+FAMILY_NAMES = {
+    "vit": "ViT",
+    "deit": "DeiT (distilled)",
+    "dinov2": "DINOv2",
+    "dinov2_with_registers": "DINOv2 with registers",
+    "clip": "CLIP vision tower",
+    "siglip": "SigLIP vision tower",
+    "vit_mae": "ViT-MAE encoder",
+    "timm": "timm ViT",
+}
+POOLING_NAMES = {
+    "cls": "CLS token",
+    "cls_distillation": "mean of two heads, on the CLS and distillation tokens",
+    "mean": "mean of the patch tokens",
+    "map": "multi-head attention pooling head (MAP)",
+}
+
 
 def display_name(name: str | None) -> str | None:
     """A name safe to print in a card: a Hub id as it is, anything path-like by its last component only, escaped so
@@ -83,10 +101,48 @@ def is_descendant(model) -> bool:
     return DESCENDANT_ARCHITECTURE in (getattr(model.config, "architectures", None) or [])
 
 
+def family_description(config, escape: bool = True) -> dict[str, Any]:
+    """The ancestor family as a card (and `hf-learngene info`) shows it: its name, what its layers compute beyond a
+    plain ViT, and what was chosen when reading it. `escape=False` gives plain text (for a terminal)."""
+    text = html.escape if escape else str
+    family = getattr(config, "ancestor_family", "vit") or "vit"
+    parts = []
+    tokens = [
+        name
+        for name, present in (
+            ("CLS", getattr(config, "class_token", True)),
+            ("distillation", getattr(config, "distillation_token", False)),
+            (f"{getattr(config, 'num_register_tokens', 0)} register", getattr(config, "num_register_tokens", 0)),
+        )
+        if present
+    ]
+    parts.append(f"{' + '.join(tokens) if tokens else 'no'} prefix token{'s' if len(tokens) != 1 else ''}")
+    if getattr(config, "pre_layernorm", False):
+        parts.append("pre-LayerNorm")
+    if getattr(config, "layer_scale", False):
+        parts.append("layer scale")
+    mlp = "SwiGLU" if getattr(config, "mlp_type", "mlp") == "swiglu" else "MLP"
+    parts.append(f"{mlp} ({config.hidden_act})")
+    if getattr(config, "final_layernorm", "sequence") == "pooled":
+        parts.append("final LayerNorm on the pooled vector")
+    if getattr(config, "interpolate_pos_encoding", False):
+        parts.append("positions always interpolated to the input")
+    pooling = getattr(config, "pooling", "cls")
+    parts.append(f"pooling: {POOLING_NAMES.get(pooling, pooling)}")
+    choices = getattr(config, "family_choices", None) or {}
+    quote = "`" if escape else ""
+    return {
+        "family": f"{text(FAMILY_NAMES.get(family, family))} ({quote}{text(family)}{quote})",
+        "architecture": text("; ".join(parts)),
+        "family_choices": [f"{text(str(k))}: {text(str(v))}" for k, v in choices.items()],
+    }
+
+
 def _common(model, repo_id: str | None) -> dict[str, Any]:
     config = model.config
     ancestor = config.ancestor_name_or_path
     return {
+        **family_description(config),
         "ancestor": display_name(ancestor),
         "ancestor_url": f"https://huggingface.co/{ancestor}" if is_hub_id(ancestor) else None,
         "ancestor_revision": html.escape(str(config.ancestor_revision)) if config.ancestor_revision else None,
@@ -279,10 +335,12 @@ def write_model_card(
 
 __all__ = [
     "CARD_TAGS",
+    "FAMILY_NAMES",
     "NEW_LAYER_INITS",
     "WIDTH_RULES",
     "descendant_card",
     "display_name",
+    "family_description",
     "is_descendant",
     "is_hub_id",
     "learngene_card",
