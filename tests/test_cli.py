@@ -731,3 +731,19 @@ def test_offline_splits_do_not_depend_on_the_training_seed():
     pixels = {np.asarray(row["image"]).tobytes() for row in test}
     assert pixels == {np.asarray(row["image"]).tobytes() for row in again}
     assert not pixels & {np.asarray(row["image"]).tobytes() for row in train}
+
+
+def test_info_describes_every_family_without_loading_weights(tmp_path, capsys):
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    config = Dinov2Config(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32,
+                          image_size=8, patch_size=4)  # fmt: skip
+    Dinov2Model(config).save_pretrained(tmp_path / "dinov2")
+    assert main(["info", str(tmp_path / "dinov2"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["kind"], info["family"], info["num_layers"]) == ("ancestor", "dinov2", 3)
+    condense(str(tmp_path / "dinov2"), method="first", num_layers=2, output_dir=tmp_path / "lg")
+    assert main(["info", str(tmp_path / "lg")]) == 0
+    text = capsys.readouterr().out
+    assert "ancestor family: DINOv2" in text and "layer scale" in text

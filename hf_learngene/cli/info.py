@@ -103,30 +103,66 @@ def _learngene_info(name: str, config) -> dict[str, Any]:
     return info
 
 
+def _ancestor_info(name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """`(info, geometry)` of a checkpoint of a supported ancestor family, read from its config alone."""
+    from transformers import AutoConfig, PretrainedConfig
+
+    from ..ancestry import is_timm_config
+    from ..ancestry.families import family_for_model_type
+
+    raw, _ = PretrainedConfig.get_config_dict(name, **kwargs)
+    if is_timm_config(raw):
+        model_args = raw.get("model_args") or {}
+        info = {"kind": "ancestor", "family": "timm", "architecture": raw.get("architecture"), "model_type": "timm"}
+        info["num_layers"] = model_args.get("depth")
+        geometry = {"hidden_size": model_args.get("embed_dim"), "num_attention_heads": model_args.get("num_heads")}
+        return info, geometry
+    family = family_for_model_type(raw.get("model_type"))
+    if family is None or family.name == "learngene":
+        return None
+    config = AutoConfig.from_pretrained(name, **kwargs)
+    vision = getattr(config, "vision_config", None) or config  # CLIP and SigLIP keep the tower's geometry there
+    info = {"kind": "ancestor", "family": family.name, "num_layers": vision.num_hidden_layers}
+    return info, {key: getattr(vision, key, None) for key in _GEOMETRY_KEYS}
+
+
 def describe(name: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a saved learngene, descendant or ViT is: a JSON-friendly dict for `hf-learngene info`."""
+    """What a saved learngene, descendant or ancestor is: a JSON-friendly dict for `hf-learngene info`, read from its
+    config (and the safetensors headers for the size) without loading the weights."""
     from transformers import AutoConfig
 
+    from ..ancestry import supported_ancestors
     from ..configuration_learngene import LearngeneConfig
+    from ..model_card import family_description
 
     kwargs = kwargs or {}
-    config = AutoConfig.from_pretrained(name, **kwargs)
-    model_type = getattr(config, "model_type", None)
     parameters, size = _parameter_count(name, kwargs)
-    info: dict[str, Any] = {"path": name, "model_type": model_type, "parameters": parameters, "size_bytes": size}
-    info["geometry"] = {key: getattr(config, key, None) for key in _GEOMETRY_KEYS}
-    if isinstance(config, LearngeneConfig):
-        info.update(_learngene_info(name, config))
-    elif model_type == "vit":
-        info.update(kind="vit", num_layers=config.num_hidden_layers)
+    info: dict[str, Any] = {"path": name, "parameters": parameters, "size_bytes": size}
+    ancestor = _ancestor_info(name, kwargs)
+    if ancestor is not None:
+        details, geometry = ancestor
+        info.update(details, geometry=geometry)
         info["usage"] = (
-            f"a ViT ancestry model: condense it with\n"
-            f"hf-learngene condense {name} --method heuristic --num-layers K --output ./learngene"
+            f"a {details['family']} ancestry model: condense it with\n"
+            f"hf-learngene condense {name} --method first --num-layers K --output ./learngene"
         )
-    else:
+        return info
+    config = AutoConfig.from_pretrained(name, **kwargs)
+    info["model_type"] = getattr(config, "model_type", None)
+    if not isinstance(config, LearngeneConfig):
         raise CLIError(
-            f"{name!r} is a {model_type!r} model: hf-learngene describes learngenes, descendants and ViT ancestors."
+            f"{name!r} is a {info['model_type']!r} model: hf-learngene describes learngenes, descendants and "
+            f"ancestors of the supported families ({supported_ancestors()})."
         )
+    info["geometry"] = {key: getattr(config, key, None) for key in _GEOMETRY_KEYS}
+    info.update(_learngene_info(name, config))
+    described = family_description(config, escape=False)
+    info.update(
+        ancestor_family=getattr(config, "ancestor_family", "vit"),
+        family=described["family"],
+        architecture=described["architecture"],
+        family_choices=getattr(config, "family_choices", None),
+    )
     return info
 
 
@@ -167,13 +203,13 @@ def print_info(info: dict[str, Any]) -> None:
     size = f", {info['size_bytes'] / 1e6:.2f} MB" if info.get("size_bytes") else ""
     params = f"{info['parameters']:,} parameters" if info.get("parameters") is not None else "size unknown"
     print(f"{info['path']}: {info['kind']} ({params}{size})")
-    print(
-        "  geometry: hidden {hidden_size}, heads {num_attention_heads}, MLP {intermediate_size}, image {image_size}, "
-        "patch {patch_size}, channels {num_channels}".format(**info["geometry"])
-    )
-    if info["kind"] == "vit":
+    geometry = info["geometry"]
+    print("  geometry: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in geometry.items() if value))
+    if info["kind"] == "ancestor":
+        print(f"  family: {info['family']}" + (f" ({info['architecture']})" if info.get("architecture") else ""))
         print(f"  layers: {info['num_layers']}")
     else:
+        print(f"  ancestor family: {info['family']}; {info['architecture']}")
         _print_lineage(info)
     print("\nHow to use it:")
     for line in info["usage"].splitlines():

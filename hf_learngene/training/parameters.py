@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 from transformers import TrainerCallback
 
-_NO_DECAY_NAMES = ("bias", "cls_token", "position_embeddings")
+_NO_DECAY_NAMES = ("bias", "cls_token", "position_embeddings", "distillation_token", "register_tokens", "probe")
 _INHERITED_PREFIX = "learngene."
 # Inserted into parameter names by FSDP1 (use_orig_params), activation checkpointing and torch.compile; DDP adds
 # a leading "module.".
