@@ -747,3 +747,10 @@ def test_info_describes_every_family_without_loading_weights(tmp_path, capsys):
     assert main(["info", str(tmp_path / "lg")]) == 0
     text = capsys.readouterr().out
     assert "ancestor family: DINOv2" in text and "layer scale" in text
+
+
+def test_a_single_class_cannot_train_a_classifier(learngene_dir, tmp_path, capsys):
+    code = main(["inherit", str(learngene_dir), "--dataset", "offline:digits", "--classes", "3", "--layout", "LL",
+                 "--output", str(tmp_path / "one"), "--device", "cpu"])  # fmt: skip
+    assert code == 2 and "single class" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()

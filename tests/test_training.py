@@ -540,3 +540,9 @@ def test_launch_checks(monkeypatch):
     monkeypatch.setenv("MASTER_PORT", "29500")  # what accelerate's simple launcher sets for processes it never starts
     with pytest.warns(UserWarning, match="started only this one"):
         check_launch(1, "NO")
+
+
+def test_a_one_output_head_is_only_for_regression(learngene_dir, digits, tmp_path):
+    model = _descendant(learngene_dir, num_labels=1)
+    with pytest.raises(ValueError, match="problem_type='regression'"):
+        train_descendant(model, digits["train"], output_dir=tmp_path)

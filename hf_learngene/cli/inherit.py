@@ -99,6 +99,11 @@ def build_descendant(args, learngene: str, layout: str, train):
     set_seed(args.seed)
     _, label_column = find_columns(train)
     id2label, label2id = label_maps(train, label_column)
+    if len(id2label) < 2:
+        raise CLIError(
+            f"The training set has a single class ({list(id2label.values())}): a classifier needs at least 2. Check "
+            "--classes or the dataset's label column."
+        )
     kwargs = {"revision": args.revision} if args.revision else {}
     kwargs.update(width_arguments(args, learngene, train, kwargs))
     try:

@@ -154,6 +154,15 @@ def _dataset_name(dataset) -> str | None:
     return getattr(info, "dataset_name", None) or getattr(info, "builder_name", None) if info else None
 
 
+def _check_head(model) -> None:
+    # One output is regression; as a classifier it would score every image as class 0 (accuracy 1.0 on one class).
+    if model.config.num_labels == 1 and model.config.problem_type != "regression":
+        raise ValueError(
+            "The descendant has num_labels=1, which only makes sense for regression: pass problem_type='regression' "
+            "(float targets) when growing it, or num_labels=<number of classes> (at least 2) for classification."
+        )
+
+
 def _check_datasets(train_dataset, eval_dataset) -> None:
     for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
         if isinstance(dataset, DatasetDict):
@@ -365,6 +374,7 @@ def train_descendant(
             "push_to_hub=True needs a repository: pass hub_model_id='<user or org>/<name>' "
             "(e.g. hub_model_id='org/vit-descendant')."
         )
+    _check_head(model)
     _check_datasets(train_dataset, eval_dataset)
     resume_from_checkpoint = training_args.pop("resume_from_checkpoint", None)
     image_processor = image_processor or model.image_processor or default_image_processor(model.config)
