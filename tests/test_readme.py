@@ -71,3 +71,11 @@ def test_docs_links_resolve():
             if "://" in target:
                 continue
             assert (page.parent / target).exists(), f"{page.name} links to a missing {target}"
+
+
+def test_every_test_the_docs_name_exists():
+    # The docs back their guarantees with test names; a renamed or deleted test must not leave a claim unbacked.
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for path, name in re.findall(r"`(tests/[\w/]+\.py)::(\w+)", page.read_text()):
+            source = (ROOT / path).read_text()
+            assert re.search(rf"^def {name}\b", source, flags=re.M), f"{page.name} names a missing {path}::{name}"
