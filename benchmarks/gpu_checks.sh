@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs a CUDA GPU, in one run sized for a short lease (about 6 minutes on one H100):
 #   1. the speed benchmark, eager, at the Ti/S/B shapes (bf16 autocast, batch 256, with timm when importable);
-#   2. tests/test_gpu.py (flash SDPA on the fused views, bf16, inductor, fused AdamW, condensing, training defaults);
+#   2. tests/test_gpu.py (flash SDPA on the fused views, bf16, inductor, fused AdamW, condensing, training defaults) and
+#      tests/test_families_timm.py (timm ViTs of 13 architectures against their learngenes; timm is installed there);
 #   3. the compiled models at the B shape;
 #   4. condensing a ViT-B/16 ancestor on 2,000 images (cka 5 epochs, auto 1 epoch);
 #   5. a profile of one B-shape training step (kernel time by category, benchmarks/speed/profile_step.py).
@@ -43,7 +44,7 @@ if has eager; then
 fi
 if has tests; then
     echo "== tests"
-    timeout "${T_TESTS:-130}" $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/test_gpu.log"
+    timeout "${T_TESTS:-130}" $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_families_timm.py 2>&1 | tee "$OUT/test_gpu.log"
 fi
 if has compiled; then
     echo "== compiled B"
