@@ -8,6 +8,7 @@ derives per-class precision, recall and F1 from the confusion matrix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -184,6 +185,42 @@ def classification_report(
     }
 
 
+def draw_learning_curves(curves: Sequence[Mapping[str, Any]], path, title: str = "") -> str:
+    """Draw per-epoch rows (`epoch`, `train_loss`, `eval_*`) to a PNG: losses on the left, evaluation metrics on the
+    right. Uses matplotlib's object API (no pyplot): headless, global state left alone. Returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise ValueError("The run has no logged epochs to plot yet.")
+    metrics = sorted({k for row in curves for k in row if k.startswith("eval_") and k != "eval_loss"})
+    figure = Figure(figsize=(9.0 if metrics else 4.5, 3.4))
+    loss_axes = figure.add_subplot(1, 2 if metrics else 1, 1)
+    for key, label in (("train_loss", "train loss"), ("eval_loss", "eval loss")):
+        points = [(row["epoch"], row[key]) for row in curves if row.get(key) is not None]
+        if points:
+            loss_axes.plot(*zip(*points, strict=True), marker="o", label=label)
+    loss_axes.set_xlabel("epoch")
+    loss_axes.set_ylabel("loss")
+    loss_axes.legend(fontsize=8)
+    if metrics:
+        metric_axes = figure.add_subplot(1, 2, 2)
+        for key in metrics:
+            points = [(row["epoch"], row[key]) for row in curves if row.get(key) is not None]
+            if points:
+                metric_axes.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("eval_"))
+        metric_axes.set_xlabel("epoch")
+        metric_axes.set_ylabel("evaluation")
+        metric_axes.legend(fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    FigureCanvasAgg(figure).print_png(path)
+    return path
+
+
 def first_epoch_reaching(values: Sequence[float | None], target: float) -> int | None:
     """The first epoch (1-based) whose value is at least `target` (within 1e-12), or None when none reaches it."""
     for epoch, value in enumerate(values, start=1):
@@ -197,6 +234,7 @@ __all__ = [
     "available_metrics",
     "classification_report",
     "compute_metrics",
+    "draw_learning_curves",
     "first_epoch_reaching",
     "load_metric",
     "make_compute_metrics",

@@ -26,7 +26,8 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
 from .data import load_image_processor
-from .model_card import HEATMAP_FILE, is_descendant, write_model_card
+from .evaluation import draw_learning_curves
+from .model_card import HEATMAP_FILE, LEARNING_CURVES_IMAGE, is_descendant, write_model_card
 from .utils import atomic_folder
 
 REPORT_FILE = "condense_report.json"
@@ -207,6 +208,10 @@ def save_extras(model, folder: str | os.PathLike, repo_id: str | None = None) ->
         processor.save_pretrained(folder)
     if not is_descendant(model) and (model.config.condensing_scores or getattr(model, "condensing_report", None)):
         write_condense_report(model, folder)
+    curves = (getattr(model, "training_summary", None) or {}).get("learning_curves")
+    if curves and not os.path.isfile(os.path.join(folder, LEARNING_CURVES_IMAGE)):
+        # The card shows the curves: draw them into every folder the model is saved or pushed from.
+        draw_learning_curves(curves, os.path.join(folder, LEARNING_CURVES_IMAGE))
     write_model_card(model, folder, repo_id)
 
 

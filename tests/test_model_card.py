@@ -119,3 +119,15 @@ def test_heatmap_travels_with_push(local_hub):
     _scored_learngene().push_to_hub("org/scored-learngene")
     files = set(local_hub.list_files("org/scored-learngene"))
     assert {"condense_heatmap.png", "condense_report.json", "README.md"} <= files
+
+
+def test_the_curves_picture_travels_with_every_save_and_push(tmp_path, local_hub):
+    learngene = condense(tiny_vit(seed=2), method="first", num_layers=1)
+    learngene.save_pretrained(tmp_path / "lg")
+    model = DescendantForImageClassification.from_pretrained(tmp_path / "lg", num_labels=2, num_new_layers=1)
+    model.training_summary = {"learning_curves": [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}]}
+    model.save_pretrained(tmp_path / "desc")
+    assert (tmp_path / "desc" / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert "![Learning curves](learning_curves.png)" in (tmp_path / "desc" / "README.md").read_text()
+    model.push_to_hub("org/curved")
+    assert "learning_curves.png" in local_hub.list_files("org/curved")

@@ -17,6 +17,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..evaluation import draw_learning_curves
+
 LEARNING_CURVES_FILE = "learning_curves.json"
 LEARNING_CURVES_IMAGE = "learning_curves.png"
 _TIMINGS = ("_runtime", "_per_second", "_samples_per_second", "_steps_per_second")
@@ -129,9 +131,6 @@ def plot_learning_curves(
     Returns:
         `str`: the path written. Uses matplotlib's object API (no pyplot): headless, global state left alone.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if isinstance(source, (str, os.PathLike)):
         curves = load_learning_curves(source)
         path = path or os.path.join(os.fspath(source), LEARNING_CURVES_IMAGE)
@@ -139,34 +138,7 @@ def plot_learning_curves(
         curves = list(source)
         if path is None:
             raise ValueError("Pass `path=` (where to write the PNG) when plotting a list of curves.")
-    if not curves:
-        raise ValueError("The run has no logged epochs to plot yet.")
-    metrics = sorted({k for row in curves for k in row if k.startswith("eval_") and k != "eval_loss"})
-    figure = Figure(figsize=(9.0 if metrics else 4.5, 3.4))
-    loss_axes = figure.add_subplot(1, 2 if metrics else 1, 1)
-    for key, label in (("train_loss", "train loss"), ("eval_loss", "eval loss")):
-        points = [(row["epoch"], row[key]) for row in curves if row.get(key) is not None]
-        if points:
-            loss_axes.plot(*zip(*points, strict=True), marker="o", label=label)
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("loss")
-    loss_axes.legend(fontsize=8)
-    if metrics:
-        metric_axes = figure.add_subplot(1, 2, 2)
-        for key in metrics:
-            points = [(row["epoch"], row[key]) for row in curves if row.get(key) is not None]
-            if points:
-                metric_axes.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("eval_"))
-        metric_axes.set_xlabel("epoch")
-        metric_axes.set_ylabel("evaluation")
-        metric_axes.legend(fontsize=8)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    FigureCanvasAgg(figure).print_png(path)
-    return path
+    return draw_learning_curves(curves, path, title)
 
 
 __all__ = [
