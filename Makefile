@@ -6,7 +6,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 # On machines without an NVIDIA GPU, pin the CPU build of torch (a plain `torch` would pull CUDA wheels).
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
 
-.PHONY: setup data demo test lint bench-speed clean
+.PHONY: setup data demo test lint bench-speed bench-learning bench-learning-quick clean
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: setup
 
 bench-speed: setup
 	$(BIN)/python benchmarks/speed/bench_speed.py
+
+# The learning benchmark v2 (benchmarks/learning/PROTOCOL.md): ~2 h on 2 CPU cores, resumable; `-quick` < 2 min.
+bench-learning: setup data
+	$(BIN)/python benchmarks/learning/run.py --plan cpu2h
+
+bench-learning-quick: setup data
+	$(BIN)/python benchmarks/learning/run.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,410 @@
+"""Turn `runs.jsonl` into the report: paired differences with Student-t 95% CIs over task-seed pairs, per domain
+and k; time-to-accuracy; the condensing table; the learning-rate grid; plateau checks; and plots.
+
+Every figure is computed here from the records; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections import defaultdict
+
+from .arms import ARMS, LEARNGENES
+
+KS = ("10", "50", "all")
+
+
+def t_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the Student-t confidence interval of the mean (nan bounds for fewer than 2 values)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    from scipy.stats import t
+
+    half = t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def index(runs: list[dict]) -> dict:
+    """(domain, k, arm) -> {(task, seed): run}."""
+    table = defaultdict(dict)
+    for r in runs:
+        table[(r["domain"], r["k"], r["arm"])][(r["task"], r["seed"])] = r
+    return table
+
+
+def paired(table: dict, domain: str, k: str, arm: str, baseline: str):
+    """Mean paired difference arm - baseline in points, its CI and n, over the pairs both have."""
+    a, b = table.get((domain, k, arm), {}), table.get((domain, k, baseline), {})
+    common = sorted(a.keys() & b.keys())
+    if not common:
+        return None
+    diffs = [100 * (a[p]["test_at_best_val"] - b[p]["test_at_best_val"]) for p in common]
+    mean, lo, hi = t_ci(diffs)
+    return {"mean": mean, "lo": lo, "hi": hi, "n": len(common)}
+
+
+def fmt_diff(d) -> str:
+    if d is None:
+        return "-"
+    if math.isnan(d["lo"]):
+        return f"{d['mean']:+.1f} (n={d['n']})"
+    return f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]"
+
+
+def accuracy_of(table, domain, k, arm):
+    runs = list(table.get((domain, k, arm), {}).values())
+    if not runs:
+        return None
+    values = [100 * r["test_at_best_val"] for r in runs]
+    return {
+        "mean": sum(values) / len(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
+
+
+def time_to_accuracy(table, domain, k, arm):
+    """Against scratch's reported accuracy on the same pair: the fraction of pairs where the arm reaches it, and
+    the median training CPU-seconds, steps and GFLOPs of the first evaluation that does."""
+    scratch = table.get((domain, k, "scratch"), {})
+    runs = table.get((domain, k, arm), {})
+    reached, seconds, steps, flops = 0, [], [], []
+    common = sorted(runs.keys() & scratch.keys())
+    for pair in common:
+        target = scratch[pair]["test_at_best_val"]
+        run = runs[pair]
+        for point in run["curve"]:
+            if point["test"] >= target:
+                reached += 1
+                seconds.append(point["cpu_seconds"])
+                steps.append(point["step"])
+                flops.append(point["step"] * run["batch_size"] * run["train_flops_per_image"] / 1e9)
+                break
+    if not common:
+        return None
+    med = statistics.median
+    return {
+        "reached": reached,
+        "n": len(common),
+        "seconds": med(seconds) if seconds else None,
+        "steps": med(steps) if steps else None,
+        "gflop": med(flops) if flops else None,
+    }
+
+
+def throughput(table, arm):
+    rates = [
+        r["steps"] * r["batch_size"] / r["train_cpu_seconds"]
+        for (_, _, a), runs in table.items()
+        if a == arm
+        for r in runs.values()
+        if r["train_cpu_seconds"] > 0 and not r.get("shared_from")
+    ]
+    return statistics.median(rates) if rates else None
+
+
+def _row(cells):
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def write_report(output: str, plot: bool = True) -> str:
+    """Write learning_v2.md, README_table.md and the plots into `output`; returns the markdown."""
+    from .runner import read_jsonl
+
+    with open(os.path.join(output, "plan.json")) as f:
+        plan = json.load(f)
+    runs = [r for r in read_jsonl(os.path.join(output, "runs.jsonl")) if r["settings"] == plan["digest"]]
+    condensing = {r["learngene"]: r for r in read_jsonl(os.path.join(output, "condensing.jsonl"))}
+    ancestor = None
+    if os.path.exists(os.path.join(output, "ancestor.json")):
+        with open(os.path.join(output, "ancestor.json")) as f:
+            ancestor = json.load(f)
+    table = index(runs)
+    domains = [d for d in ("mnist", "animals") if any(key[0] == d for key in table)]
+    arms_present = [a for a in ARMS if any(key[2] == a for key in table)]
+    lines = [f"# Learning benchmark v2: results (plan `{plan['plan']}`, settings {plan['digest']})", ""]
+    lines += [
+        f"{len(runs)} runs ({sum(1 for r in runs if r.get('shared_from'))} shared with a bit-identical twin). "
+        "Accuracy is the test accuracy (500 images per task) at the earliest evaluation with the best validation "
+        "accuracy (250 images); differences are paired over task-seed pairs with Student-t 95% CIs, in points.",
+        "",
+    ]
+    if ancestor:
+        g = ancestor["geometry"]
+        lines += [
+            f"Ancestor: ViT, {ancestor['layers']} layers, width {g['hidden_size']}, {g['num_attention_heads']} heads, "
+            f"patch {g['patch_size']}, {ancestor['epochs']} epochs on Fashion-MNIST classes 0-5: "
+            f"**{100 * ancestor['heldout_accuracy']:.1f}%** on its {ancestor['heldout_images']} held-out images.",
+            "",
+        ]
+
+    # 1. The claims: first-6 (= the one-liner) against scratch.
+    lines += ["## 1. Claims: first-6 (= the HF one-liner) against scratch", ""]
+    lines += [
+        _row(
+            [
+                "domain",
+                "k",
+                "scratch",
+                "first-6",
+                "first-6 - scratch",
+                "pairs",
+                "scratch plateau gain",
+                "first-6 plateau gain",
+            ]
+        ),
+        _row(["---"] * 8),
+    ]
+    readme = [
+        _row(["domain", "k", "scratch", "first-6 (= one-liner)", "difference [95% CI]", "pairs"]),
+        _row(["---"] * 6),
+    ]
+    for d in domains:
+        for k in KS:
+            s, f = accuracy_of(table, d, k, "scratch"), accuracy_of(table, d, k, "first6")
+            if not s or not f:
+                continue
+            diff = paired(table, d, k, "first6", "scratch")
+            pg = {
+                a: statistics.mean(r["plateau_gain"] for r in table[(d, k, a)].values()) for a in ("scratch", "first6")
+            }
+            lines.append(
+                _row(
+                    [
+                        d,
+                        k,
+                        f"{s['mean']:.1f}",
+                        f"{f['mean']:.1f}",
+                        fmt_diff(diff),
+                        diff["n"],
+                        f"{pg['scratch']:+.1f}",
+                        f"{pg['first6']:+.1f}",
+                    ]
+                )
+            )
+            readme.append(_row([d, k, f"{s['mean']:.1f}", f"{f['mean']:.1f}", fmt_diff(diff), diff["n"]]))
+    lines += [
+        "",
+        "Plateau gain: best validation accuracy of a run minus the best in its first half (points, mean "
+        "over runs); below ~1 point the run had plateaued.",
+        "",
+    ]
+
+    # 2. Every arm.
+    lines += ["## 2. Every arm", ""]
+    for d in domains:
+        for k in KS:
+            present = [a for a in arms_present if (d, k, a) in table]
+            if len(present) < 2:
+                continue
+            lines += [
+                f"### {d}, k={k}",
+                "",
+                _row(["arm", "issue", "accuracy (sd)", "n", "- scratch", "- its baseline", "baseline"]),
+                _row(["---"] * 7),
+            ]
+            for a in present:
+                arm = ARMS[a]
+                acc = accuracy_of(table, d, k, a)
+                base = arm.baseline if arm.baseline != "scratch" else None
+                lines.append(
+                    _row(
+                        [
+                            arm.label,
+                            arm.issue,
+                            f"{acc['mean']:.1f} ({acc['sd']:.1f})",
+                            acc["n"],
+                            fmt_diff(paired(table, d, k, a, "scratch")) if a != "scratch" else "",
+                            fmt_diff(paired(table, d, k, a, base)) if base else "",
+                            base or "",
+                        ]
+                    )
+                )
+            lines.append("")
+
+    # 3. Time to accuracy.
+    lines += [
+        "## 3. Time to scratch's accuracy",
+        "",
+        "Per pair, the target is scratch's reported accuracy; for each arm, the first evaluation (8 per run) "
+        "whose test accuracy reaches it. Medians over the pairs that reach it; training CPU-seconds of one "
+        "single-threaded worker, evaluations excluded.",
+        "",
+        _row(["domain", "k", "arm", "reached", "steps", "CPU-s", "GFLOP", "train img / CPU-s"]),
+        _row(["---"] * 8),
+    ]
+    for d in domains:
+        for k in KS:
+            for a in (
+                "scratch",
+                "oneliner",
+                "first6",
+                "first3",
+                "auto6",
+                "cka6",
+                "block_influence6",
+                "angular_distance6",
+                "search6",
+                "whole",
+                "half_uniform",
+                "half_heads",
+                "half_activation",
+                "scratch_half",
+                "grow_identity",
+                "grow_copy",
+                "grow_linear",
+                "tleg6",
+            ):
+                tta = time_to_accuracy(table, d, k, a) if (d, k, a) in table else None
+                if not tta:
+                    continue
+                rate = throughput(table, a)
+                lines.append(
+                    _row(
+                        [
+                            d,
+                            k,
+                            ARMS[a].label,
+                            f"{tta['reached']}/{tta['n']}",
+                            "-" if tta["steps"] is None else f"{tta['steps']:.0f}",
+                            "-" if tta["seconds"] is None else f"{tta['seconds']:.1f}",
+                            "-" if tta["gflop"] is None else f"{tta['gflop']:.0f}",
+                            "-" if rate is None else f"{rate:.0f}",
+                        ]
+                    )
+                )
+    lines.append("")
+
+    # 4. Condensing: cost and what it buys.
+    uses = defaultdict(int)
+    for r in runs:
+        lg = ARMS[r["arm"]].learngene
+        if lg:
+            uses[LEARNGENES[lg].from_scores or lg] += 1
+    lines += [
+        "## 4. Condensing methods: layers, cost, accuracy against first-k",
+        "",
+        "Cost is CPU-seconds of one single-threaded worker; amortised = cost / descendants trained from it in "
+        "this plan. The 3-layer learngenes are the top 3 of the 6-layer run's scores (no extra cost).",
+        "",
+        _row(
+            [
+                "learngene",
+                "method",
+                "layers",
+                "CPU-s",
+                "amortised",
+                "mnist k=10 vs first-k",
+                "mnist k=50 vs first-k",
+                "animals k=10 vs first-k",
+            ]
+        ),
+        _row(["---"] * 8),
+    ]
+    for name, c in condensing.items():
+        arm = next(
+            (a for a in ARMS.values() if a.learngene == name and not a.width and not a.new_layer_init and a.lr == 1e-3),
+            None,
+        )
+        cells = []
+        for d, k in (("mnist", "10"), ("mnist", "50"), ("animals", "10")):
+            cells.append(
+                fmt_diff(paired(table, d, k, arm.name, arm.baseline if arm.baseline != "scratch" else "first6"))
+                if arm and arm.name not in ("first6", "first3") and (d, k, arm.name) in table
+                else "-"
+            )
+        n = uses.get(name, 0)
+        lines.append(
+            _row(
+                [
+                    name,
+                    c["method"],
+                    c["layers"],
+                    c["cpu_seconds"],
+                    f"{c['cpu_seconds'] / n:.1f}" if n and c["cpu_seconds"] else "-",
+                    *cells,
+                ]
+            )
+        )
+    lines.append("")
+
+    # 5. Learning-rate grid.
+    grid = [(lr, a) for lr in ("0.0003", None, "0.003") for a in ("scratch", "first6")]
+    if any((d, "10", f"{a}@{lr}") in table for d in domains for lr, a in grid if lr):
+        lines += [
+            "## 5. Learning-rate sensitivity (k=10)",
+            "",
+            _row(["domain", "arm", "lr 3e-4", "lr 1e-3", "lr 3e-3", "spread (max - min)"]),
+            _row(["---"] * 6),
+        ]
+        for d in domains:
+            for a in ("scratch", "first6"):
+                accs = []
+                for lr in ("0.0003", None, "0.003"):
+                    name = a if lr is None else f"{a}@{lr}"
+                    pairs = table.get((d, "10", name), {})
+                    # the lr grid runs seed 0 only: compare on the same pairs
+                    grid_pairs = table.get((d, "10", f"{a}@0.0003"), {}).keys()
+                    vals = [100 * pairs[p]["test_at_best_val"] for p in grid_pairs if p in pairs]
+                    accs.append(sum(vals) / len(vals) if vals else None)
+                if all(v is not None for v in accs):
+                    lines.append(_row([d, ARMS[a].label, *(f"{v:.1f}" for v in accs), f"{max(accs) - min(accs):.1f}"]))
+        lines.append("")
+
+    markdown = "\n".join(lines) + "\n"
+    with open(os.path.join(output, "learning_v2.md"), "w") as f:
+        f.write(markdown)
+    with open(os.path.join(output, "README_table.md"), "w") as f:
+        f.write("\n".join(readme) + "\n")
+    if plot:
+        draw(table, domains, output)
+    return markdown
+
+
+def draw(table, domains, output):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False) if matplotlib.get_backend().lower() != "agg" else None
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 4), squeeze=False)
+    for ax, d in zip(axes[0], domains, strict=True):
+        for a in ("scratch", "first6", "first3", "auto6", "cka6", "block_influence6", "angular_distance6", "search6"):
+            xs, ys = [], []
+            for i, k in enumerate(KS):
+                acc = accuracy_of(table, d, k, a)
+                if acc:
+                    xs.append(i)
+                    ys.append(acc["mean"])
+            if xs:
+                ax.plot(xs, ys, marker="o", label=ARMS[a].label)
+        ax.set_xticks(range(len(KS)), [f"k={k}" for k in KS])
+        ax.set_title(d)
+        ax.set_ylabel("test accuracy at best validation (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(output, "accuracy_vs_k.png"), dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, k in zip(axes, KS, strict=True):
+        for a in ("scratch", "first6"):
+            runs = list(table.get(("mnist", k, a), {}).values())
+            if not runs:
+                continue
+            steps = [p["step"] for p in runs[0]["curve"]]
+            mean = [100 * statistics.mean(r["curve"][i]["test"] for r in runs) for i in range(len(steps))]
+            ax.plot(steps, mean, marker=".", label=ARMS[a].label)
+        ax.set_title(f"MNIST, k={k}: test accuracy during training")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(output, "curves_mnist.png"), dpi=110)
+    plt.close(fig)
