@@ -79,6 +79,20 @@ def test_time_to_accuracy_takes_the_first_evaluation_reaching_scratch():
     assert tta["gflop"] == pytest.approx(20 * 50 * 1e8 / 1e9)
 
 
+def test_condensing_cost_is_amortised_over_the_descendants_it_served():
+    runs = [
+        _run("cka6", 0, 0, 0.5),
+        _run("cka3", 0, 0, 0.5),
+        _run("cka3", 1, 0, 0.5),
+        _run("first6", 0, 0, 0.5),
+        _run("scratch", 0, 0, 0.5),
+    ]
+    uses = report.condensing_uses(runs)
+    assert uses == {"cka6": 3, "first6": 1}  # cka3 is the top 3 of cka6's scores: the same condensing run
+    assert report.amortised(30.0, uses["cka6"]) == pytest.approx(10.0)
+    assert report.amortised(0.0, 4) is None and report.amortised(5.0, 0) is None
+
+
 def test_evaluation_steps_are_evenly_spaced_and_end_at_the_last_step():
     assert eval_steps(200, 8) == [25, 50, 75, 100, 125, 150, 175, 200]
     assert eval_steps(4, 8) == [1, 2, 3, 4]
@@ -162,3 +176,22 @@ def test_quick_plan_runs_end_to_end_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "ran 0, shared 0, failed 0" in second.stdout
     assert len(open(tmp_path / "out" / "runs.jsonl").readlines()) == len(runs)
+
+
+def test_claim_verdicts_follow_the_paired_intervals():
+    def curve(*tests):
+        return [{"step": 10 * (i + 1), "cpu_seconds": i + 1.0, "test": t, "val": t} for i, t in enumerate(tests)]
+
+    runs = []
+    for task in range(3):
+        for seed in range(2):
+            jitter = 0.01 * (task + seed)
+            # scratch reaches its accuracy (0.6) at its 4th evaluation; first-6 beats it at its 1st
+            runs.append(_run("scratch", task, seed, 0.6 + jitter, curve(0.3, 0.4, 0.5, 0.6 + jitter)))
+            runs.append(_run("first6", task, seed, 0.7 + jitter, curve(0.65 + jitter, 0.7 + jitter)))
+    verdicts = {c["claim"]: c["verdict"] for c in report.claims(report.index(runs), ["mnist"])}
+    assert verdicts["1. converges faster"] == "holds"  # 6/6 pairs sooner: sign test p = 1/64
+    assert verdicts["3. performs better"] == "holds"  # +10 points in every pair
+    worse = [dict(r, test_at_best_val=r["test_at_best_val"] - 0.2) if r["arm"] == "first6" else r for r in runs]
+    verdicts = {c["claim"]: c["verdict"] for c in report.claims(report.index(worse), ["mnist"])}
+    assert verdicts["3. performs better"] == "holds in 0 of 1 cells"
