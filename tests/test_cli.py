@@ -614,6 +614,13 @@ def test_help_shows_defaults_and_the_training_flags():
     for expected in wanted:
         assert expected in text, expected
     assert "(default: 64)" in " ".join(subcommands["evaluate"].format_help().split())
+    condense_help = " ".join(subcommands["condense"].format_help().split())
+    from hf_learngene import CONDENSING_METHODS
+    from hf_learngene.condensing import DEFAULT_METHOD
+
+    assert f"(default: {DEFAULT_METHOD}," in condense_help
+    for method in CONDENSING_METHODS:  # the help lists every method
+        assert method in condense_help, method
 
 
 def test_verbose_shows_the_traceback(bert_dir, capsys):
@@ -708,9 +715,18 @@ def test_demo_quick_end_to_end(env, tmp_path):
         curve = results["arms"][row["arm"]]["curve"]
         assert len(curve) == QUICK_SETTINGS.epochs
         assert row["best_accuracy"] == max(entry["eval_accuracy"] for entry in curve)
+    from hf_learngene.condensing import DEFAULT_METHOD
+    from hf_learngene.demo.settings import PRIMARY_METHOD
+
+    assert PRIMARY_METHOD == DEFAULT_METHOD  # the demo's own learngene uses the default method
     learngene = LearngeneModel.from_pretrained(output / "learngene")
-    assert learngene.config.condensing_method == "auto"
-    assert learngene.config.layer_indices == results["arms"]["auto"]["layer_indices"]
+    assert learngene.config.condensing_method == DEFAULT_METHOD
+    assert learngene.config.layer_indices == results["arms"][DEFAULT_METHOD]["layer_indices"]
+    auto = LearngeneModel.from_pretrained(output / "learngene-auto")
+    assert (
+        auto.config.condensing_method == "auto"
+        and auto.config.layer_indices == results["arms"]["auto"]["layer_indices"]
+    )
     descendant = DescendantForImageClassification.from_pretrained(output / "descendant")
     assert descendant.config.layout == QUICK_SETTINGS.layout
     assert (output / "learngene" / "README.md").is_file() and (output / "descendant" / "README.md").is_file()

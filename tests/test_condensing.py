@@ -253,3 +253,13 @@ def test_channel_count_the_ancestor_cannot_take(ancestor, digits):
     four_channel_ancestor = tiny_vit(seed=0, image_size=8, patch_size=2, num_channels=4)
     with pytest.raises(ValueError, match="4-channel"):
         condense(four_channel_ancestor, method="auto", num_layers=2, condense_dataset=digits, quiet=True)
+
+
+def test_the_default_method_is_first_k(ancestor):
+    """Without a method, condense keeps the first k layers: the method that measured best on the learning
+    benchmark v2 (no data-driven method beat it there)."""
+    from hf_learngene.condensing import DEFAULT_METHOD
+
+    learngene = condense(ancestor, num_layers=2)
+    assert DEFAULT_METHOD == "first"
+    assert learngene.config.condensing_method == "first" and learngene.config.layer_indices == [0, 1]

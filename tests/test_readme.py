@@ -32,7 +32,7 @@ def test_quickstart_runs_as_written(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout.splitlines()
-    assert out[0] == "[8, 9, 10, 11]"
+    assert out[0] == "[0, 1, 2, 3]"  # the default method keeps the first k layers
     layout, params = out[1].split()
     assert layout == "LRLRLL" and int(params) > 0
     assert (tmp_path / "vit-learngene" / "model.safetensors").is_file()

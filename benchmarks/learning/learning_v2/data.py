@@ -19,19 +19,9 @@ import zipfile
 import numpy as np
 import torch
 
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-FASHION_NAMES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+from hf_learngene.data import FASHION_MNIST_DIR as FASHION_MNIST
+from hf_learngene.data import FASHION_MNIST_LABELS as FASHION_NAMES
+
 ANIMAL_NAMES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
 # The animal-mnist 0.4 wheel (MIT) holds the data; its own code imports tensorflow, so it is downloaded, never
 # installed, and read with zipfile. Its hash is checked so that a different upload cannot change the benchmark.
