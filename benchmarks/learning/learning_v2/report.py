@@ -237,6 +237,71 @@ def claims(table: dict, domains: list[str]) -> list[dict]:
     return out
 
 
+def _params(table, arm):
+    runs = [r for (_, _, a), cell in table.items() if a == arm for r in cell.values()]
+    return runs[0]["params"] if runs else None
+
+
+def targets(table: dict, condensing: dict) -> list[list[str]]:
+    """Issue 15's and 16's targets, each as [target, cell, measured, met]; a cell that did not run says so."""
+    rows = []
+
+    def check(label, d, k, arm, base, ok):
+        diff = paired(table, d, k, arm, base)
+        if diff is None:
+            rows.append([label, f"{d} k={k}", "not run", "-"])
+        else:
+            rows.append([label, f"{d} k={k}", fmt_diff(diff), "yes" if ok(diff) else "**no**"])
+
+    for arm in ("half_uniform", "half_heads", "half_activation"):
+        name = ARMS[arm].label
+        check(f"{name} >= scratch at half width + 8", "mnist", "10", arm, "scratch_half", lambda x: x["mean"] >= 8)
+        check(f"{name} >= scratch at half width + 15", "mnist", "50", arm, "scratch_half", lambda x: x["mean"] >= 15)
+        for k in ("10", "50"):
+            check(f"{name} within 3 of full-width first-6", "mnist", k, arm, "first6", lambda x: x["mean"] >= -3)
+    half, full = _params(table, "half_uniform"), _params(table, "first6")
+    if half and full:
+        rate_half, rate_full = throughput(table, "half_uniform"), throughput(table, "first6")
+        rows.append(
+            [
+                "half width at about 1/4 of the parameters, throughput reported",
+                "all",
+                f"{half:,} / {full:,} parameters = {half / full:.2f}; {rate_half:.0f} / {rate_full:.0f} "
+                f"training images per CPU-second = {rate_half / rate_full:.1f}x",
+                "yes",
+            ]
+        )
+    for arm in ("grow_identity", "grow_copy", "grow_linear"):
+        name = ARMS[arm].label
+        check(f"{name} >= first-3 + 3 random + 2", "mnist", "10", arm, "first3", lambda x: x["mean"] >= 2)
+        check(f"{name} within 1 of first-6", "mnist", "10", arm, "first6", lambda x: x["mean"] >= -1)
+    for arm in ("auto6", "cka6", "block_influence6", "angular_distance6", "search6"):
+        name = ARMS[arm].label
+        for d in ("mnist", "animals"):
+            check(
+                f"{name} >= first-6 + 1, CI above 0",
+                d,
+                "10",
+                arm,
+                "first6",
+                lambda x: x["mean"] >= 1 and not math.isnan(x["lo"]) and x["lo"] > 0,
+            )
+        for k in ("50", "all"):
+            if paired(table, "mnist", k, arm, "first6"):
+                check(f"{name} no worse than first-6 - 0.5", "mnist", k, arm, "first6", lambda x: x["mean"] >= -0.5)
+        lg = condensing.get(ARMS[arm].learngene)
+        if lg:
+            rows.append(
+                [
+                    f"{name} condenses in under 60 s (2-core CPU)",
+                    "the ancestor",
+                    f"{lg['cpu_seconds']:.1f} CPU-s on one core",
+                    "yes" if lg["cpu_seconds"] < 60 else "**no**",
+                ]
+            )
+    return rows
+
+
 def _row(cells):
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -565,6 +630,16 @@ def write_report(output: str, plot: bool = True) -> str:
         + ("" if winners else " (no data-driven method beats first-k)."),
         "",
     ]
+
+    # 8. The targets of issues 15 and 16, checked from the same runs.
+    lines += [
+        "## 8. Targets of the any-size and condensing issues",
+        "",
+        _row(["target", "cell", "measured (paired, points)", "met"]),
+        _row(["---"] * 4),
+    ]
+    lines += [_row(t) for t in targets(table, condensing)]
+    lines.append("")
 
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(output, "learning_v2.md"), "w") as f:
