@@ -30,6 +30,7 @@ def _run(arm, task, seed, acc, curve=None):
         "seed": seed,
         "test_at_best_val": acc,
         "batch_size": 50,
+        "n_train": 50,
         "train_flops_per_image": 1e8,
         "curve": curve or [],
     }
@@ -75,7 +76,7 @@ def test_time_to_accuracy_takes_the_first_evaluation_reaching_scratch():
     curve = [{"step": s, "cpu_seconds": s / 10, "test": t} for s, t in ((10, 0.4), (20, 0.62), (30, 0.7))]
     runs = [_run("scratch", 0, 0, 0.6), _run("first6", 0, 0, 0.7, curve)]
     tta = report.time_to_accuracy(report.index(runs), "mnist", "10", "first6")
-    assert (tta["reached"], tta["n"], tta["steps"], tta["seconds"]) == (1, 1, 20, 2.0)
+    assert (tta["reached"], tta["n"], tta["steps"], tta["seconds"], tta["epochs"]) == (1, 1, 20, 2.0, 20.0)
     assert tta["gflop"] == pytest.approx(20 * 50 * 1e8 / 1e9)
 
 

@@ -73,7 +73,7 @@ def time_to_accuracy(table, domain, k, arm):
     the median training CPU-seconds, steps and GFLOPs of the first evaluation that does."""
     scratch = table.get((domain, k, "scratch"), {})
     runs = table.get((domain, k, arm), {})
-    reached, seconds, steps, flops = 0, [], [], []
+    reached, seconds, steps, flops, epochs = 0, [], [], [], []
     common = sorted(runs.keys() & scratch.keys())
     for pair in common:
         target = scratch[pair]["test_at_best_val"]
@@ -83,6 +83,7 @@ def time_to_accuracy(table, domain, k, arm):
                 reached += 1
                 seconds.append(point["cpu_seconds"])
                 steps.append(point["step"])
+                epochs.append(point["step"] * run["batch_size"] / run["n_train"])
                 flops.append(point["step"] * run["batch_size"] * run["train_flops_per_image"] / 1e9)
                 break
     if not common:
@@ -94,6 +95,7 @@ def time_to_accuracy(table, domain, k, arm):
         "seconds": med(seconds) if seconds else None,
         "steps": med(steps) if steps else None,
         "gflop": med(flops) if flops else None,
+        "epochs": med(epochs) if epochs else None,
     }
 
 
@@ -442,8 +444,8 @@ def write_report(output: str, plot: bool = True) -> str:
         "whose test accuracy reaches it. Medians over the pairs that reach it; training CPU-seconds of one "
         "single-threaded worker, evaluations excluded.",
         "",
-        _row(["domain", "k", "arm", "reached", "steps", "CPU-s", "GFLOP", "train img / CPU-s"]),
-        _row(["---"] * 8),
+        _row(["domain", "k", "arm", "reached", "steps", "epochs", "CPU-s", "GFLOP", "train img / CPU-s"]),
+        _row(["---"] * 9),
     ]
     for d in domains:
         for k in KS:
@@ -479,6 +481,7 @@ def write_report(output: str, plot: bool = True) -> str:
                             ARMS[a].label,
                             f"{tta['reached']}/{tta['n']}",
                             "-" if tta["steps"] is None else f"{tta['steps']:.0f}",
+                            "-" if tta["epochs"] is None else f"{tta['epochs']:.1f}",
                             "-" if tta["seconds"] is None else f"{tta['seconds']:.1f}",
                             "-" if tta["gflop"] is None else f"{tta['gflop']:.0f}",
                             "-" if rate is None else f"{rate:.0f}",
@@ -654,12 +657,13 @@ def write_report(output: str, plot: bool = True) -> str:
 def draw(table, domains, output):
     import matplotlib
 
-    matplotlib.use("Agg", force=False) if matplotlib.get_backend().lower() != "agg" else None
+    matplotlib.use("Agg")  # the benchmark's own process: no window
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 4), squeeze=False)
     for ax, d in zip(axes[0], domains, strict=True):
-        for a in ("scratch", "first6", "first3", "auto6", "cka6", "block_influence6", "angular_distance6", "search6"):
+        lines = ("scratch", "first6", "first3", "auto6", "cka6", "block_influence6", "search6", "half_uniform")
+        for j, a in enumerate(lines):
             xs, ys = [], []
             for i, k in enumerate(KS):
                 acc = accuracy_of(table, d, k, a)
@@ -667,12 +671,12 @@ def draw(table, domains, output):
                     xs.append(i)
                     ys.append(acc["mean"])
             if xs:
-                ax.plot(xs, ys, marker="o", label=ARMS[a].label)
+                ax.plot(xs, ys, marker="o", label=ARMS[a].label, color=f"C{j}")
         ax.set_xticks(range(len(KS)), [f"k={k}" for k in KS])
         ax.set_title(d)
         ax.set_ylabel("test accuracy at best validation (%)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(output, "accuracy_vs_k.png"), dpi=110)
     plt.close(fig)
@@ -689,12 +693,13 @@ def draw(table, domains, output):
                     xs.append(i + (j - len(bars) / 2) * width)
                     ys.append(tta["seconds"])
             if xs:
-                ax.bar(xs, ys, width=width, label=ARMS[a].label)
+                ax.bar(xs, ys, width=width, label=ARMS[a].label, color=f"C{j}")
         ax.set_xticks(range(len(KS)), [f"k={k}" for k in KS])
-        ax.set_title(f"{d}: CPU-seconds to reach scratch's accuracy (median)")
-        ax.set_yscale("log")
+        ax.set_title(f"{d}: time to reach scratch's accuracy (median)")
+        ax.set_ylabel("training CPU-seconds")
         ax.grid(alpha=0.3, axis="y")
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(output, "time_to_accuracy.png"), dpi=110)
     plt.close(fig)
