@@ -158,6 +158,8 @@ def test_quick_plan_runs_end_to_end_and_resumes(tmp_path):
         str(tmp_path / "out"),
         "--cache",
         str(tmp_path / "cache"),
+        "--workers",
+        "1",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -64,6 +64,7 @@ class Arm:
     new_layer_init: str | None = None
     lr: float = 1e-3
     baseline: str = "scratch"  # the arm its paired differences are also taken against (besides scratch)
+    scratch_budget: bool = False  # an inheriting arm trained for scratch's steps instead of the inheriting budget
     load_options: tuple = field(default=())
 
     @property
@@ -83,6 +84,9 @@ def _arms():
         ),
         Arm("first6", 14, "first-6 (= the one-liner)", learngene="first6"),
         Arm("first3", 14, "first-3 + 3 random", learngene="first3", baseline="first6"),
+        Arm(
+            "first6_long", 14, "first-6 at scratch's budget", learngene="first6", scratch_budget=True, baseline="first6"
+        ),
         Arm("auto6", 14, "auto-6 (the paper's method)", learngene="auto6", baseline="first6"),
         Arm("auto3", 14, "auto-3 + 3 random", learngene="auto3", baseline="first3"),
         Arm("cka6", 14, "cka-6", learngene="cka6", baseline="first6"),

@@ -233,17 +233,16 @@ def _signature(arm_name: str, cache: str) -> str | None:
         return None
     with open(os.path.join(cache, "learngenes", arm.learngene, "config.json")) as f:
         stored = json.load(f)
-    return json.dumps(
-        [
-            stored.get("learngene_form"),
-            stored["layer_indices"],
-            arm.depth,
-            arm.width,
-            arm.width_selection,
-            arm.new_layer_init or "trunc_normal",
-            arm.lr,
-        ]
-    )
+    fields = [
+        stored.get("learngene_form"),
+        stored["layer_indices"],
+        arm.depth,
+        arm.width,
+        arm.width_selection,
+        arm.new_layer_init or "trunc_normal",
+        arm.lr,
+    ]
+    return json.dumps(fields + (["scratch budget"] if arm.scratch_budget else []))
 
 
 # ----------------------------------------------------------------------------------------------------- the plan
