@@ -523,7 +523,16 @@ def write_report(output: str, plot: bool = True) -> str:
     ]
     for name, c in condensing.items():
         arm = next(
-            (a for a in ARMS.values() if a.learngene == name and not a.width and not a.new_layer_init and a.lr == 1e-3),
+            (
+                a
+                for a in ARMS.values()
+                if a.learngene == name
+                and a.width == 1.0
+                and not a.new_layer_init
+                and a.lr == 1e-3
+                and a.depth == 6
+                and not a.scratch_budget
+            ),
             None,
         )
         cells = []
