@@ -408,9 +408,10 @@ def run_plan(plan: Plan, *, output: str, cache: str, workers: int = 2, log=print
                     log(f"ancestor trained: {result}")
                 else:
                     log(f"width chosen for {result['arm']} in {result['cpu_seconds']} CPU-s")
-    if os.path.exists(os.path.join(ancestor, "config.json")):
+    summary = os.path.join(output, "ancestor.json")
+    if os.path.exists(os.path.join(ancestor, "config.json")) and (ran or not os.path.exists(summary)):
         record = ancestor_record(ancestor, settings)
-        with open(os.path.join(output, "ancestor.json"), "w") as f:
+        with open(summary, "w") as f:
             json.dump(record, f, indent=1)
     return {"ran": ran, "shared": shared, "failed": failed}
 
