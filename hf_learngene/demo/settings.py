@@ -6,15 +6,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from ..condensing import DEFAULT_METHOD
+
 # scratch: same architecture, all random; first: first k layers (plain truncation; the default condensing method, the
 # best measured on the learning benchmark v2); heuristic: last k layers (Heur-LG); auto: the paper's condensing.
 # first-half-width and first-identity grow from the first-k learngene what plain truncation cannot give: a descendant of
 # half the width (hidden size, heads and MLP; every tensor sliced by weight selection's uniform rule), and one whose new
 # layer starts as the identity instead of at random.
 ARMS = ("scratch", "heuristic", "first", "auto", "first-half-width", "first-identity")
-# The demo's own learngene and descendant (saved as learngene/ and descendant/) use the default method (a test keeps
-# it equal to hf_learngene.condensing.DEFAULT_METHOD); the others are cut beside it for comparison.
-PRIMARY_METHOD = "first"
+# The demo's own learngene and descendant (saved as learngene/ and descendant/) use the default method; the others are
+# cut beside it for comparison.
+PRIMARY_METHOD = DEFAULT_METHOD
 COMPARED_METHODS = ("heuristic", "auto")
 GROWN_ARMS = ("first-half-width", "first-identity")
 

@@ -22,8 +22,8 @@ HALF = 0.5  # half width: hidden size, heads and MLP halved, head_dim kept (6 x 
 class Learngene:
     """How a learngene is condensed from the ancestor: `condense(ancestor, method=..., num_layers=...)`.
 
-    `from_scores` takes the top-k layers of another learngene's scores (one condensing run gives the 3- and the
-    6-layer learngene, as the protocol asks), through `method="manual"`."""
+    `from_scores` takes the top `num_layers` layers of another learngene's scores (one condensing run gives the 3- and
+    the 6-layer learngene, as the protocol asks), through `method="manual"`."""
 
     name: str
     method: str
@@ -39,11 +39,11 @@ LEARNGENES = {
         Learngene("first6", "first", 6),
         Learngene("first12", "first", 12),
         Learngene("cka6", "cka", 6, (("epochs", 5), ("quiet", True))),
-        Learngene("cka3", "manual", from_scores="cka6"),
+        Learngene("cka3", "manual", 3, from_scores="cka6"),
         Learngene("auto6", "auto", 6, (("epochs", 5), ("quiet", True))),
-        Learngene("auto3", "manual", from_scores="auto6"),
+        Learngene("auto3", "manual", 3, from_scores="auto6"),
         Learngene("block_influence6", "block_influence", 6, (("quiet", True),)),
-        Learngene("block_influence3", "manual", from_scores="block_influence6"),
+        Learngene("block_influence3", "manual", 3, from_scores="block_influence6"),
         Learngene("angular_distance6", "angular_distance", 6, (("quiet", True),)),
         Learngene("search6", "search", 6, (("max_candidates", 16), ("time_budget_s", 60), ("quiet", True))),
         Learngene("linear12", "linear"),
@@ -205,9 +205,7 @@ def build(arm: Arm, *, ancestor: str, learngene_dir: str | None, seed: int, num_
             LearngeneConfig(**geometry, num_hidden_layers=arm.depth, num_labels=num_labels)
         )
     kwargs = {"num_labels": num_labels}
-    from hf_learngene import LearngeneConfig as _Config
-
-    stored = _Config.from_pretrained(learngene_dir)
+    stored = LearngeneConfig.from_pretrained(learngene_dir)
     if stored.learngene_form == "linear":
         kwargs["num_hidden_layers"] = arm.depth
     else:

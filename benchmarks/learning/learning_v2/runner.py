@@ -11,11 +11,11 @@ and seed: e.g. auto's 3 layers when they are the first 3) share one training run
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import json
 import math
 import multiprocessing
 import os
-import re
 import shutil
 import time
 import traceback
@@ -102,7 +102,8 @@ def ancestor_record(folder: str, settings: Settings) -> dict:
 
 def condense_job(name: str, ancestor: str, cache: str, settings: Settings) -> dict:
     """Condense learngene `name` into cache/learngenes/name; returns its timing and selection."""
-    from hf_learngene import LearngeneConfig, condense
+    from hf_learngene import CONDENSING_METHODS, LearngeneConfig, condense
+    from hf_learngene.condensing import top_k_layers
 
     spec = LEARNGENES[name]
     folder = os.path.join(cache, "learngenes", name)
@@ -111,12 +112,10 @@ def condense_job(name: str, ancestor: str, cache: str, settings: Settings) -> di
     kwargs = {"method": spec.method}
     if spec.from_scores:  # the top-k of another learngene's scores: the same condensing run, another k
         source = LearngeneConfig.from_pretrained(os.path.join(cache, "learngenes", spec.from_scores))
-        k = int(re.search(r"(\d+)$", name).group(1))
-        scores = source.condensing_scores
-        kwargs["layers"] = sorted(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k])
+        kwargs["layers"] = top_k_layers(source.condensing_scores, spec.num_layers)
     elif spec.num_layers is not None:
         kwargs["num_layers"] = spec.num_layers
-    if spec.method in ("cka", "auto", "block_influence", "angular_distance", "search"):
+    if CONDENSING_METHODS[spec.method].needs_data:
         kwargs["condense_dataset"] = condensing_set(settings.condensing_per_class)
     c0, w0 = time.process_time(), time.perf_counter()
     learngene = condense(ancestor, output_dir=folder, overwrite=True, **kwargs, **options)
@@ -174,11 +173,17 @@ def train_flops_per_image(model, arm_name: str) -> float:
     return _FLOPS[arm_name]
 
 
+@functools.cache
+def _domain_tasks(name: str, cache: str, num_tasks: int):
+    """A domain's images and tasks, read once per worker process (every run of the worker reuses them)."""
+    x, y = domain(name, cache)
+    return x, y, make_tasks(y, num_tasks)
+
+
 def run_job(job: dict) -> dict:
-    settings = Settings(**{k: _tuples(v) for k, v in job["settings"].items()})
+    settings = job["settings"]
     arm = ARMS[job["arm"]]
-    x, y = domain(job["domain"], job["cache"])
-    tasks = make_tasks(y, settings.tasks)
+    x, y, tasks = _domain_tasks(job["domain"], job["cache"], settings.tasks)
     k = job["k"] if job["k"] == "all" else int(job["k"])
     xtr, ytr, xva, yva, xte, yte = task_split(tasks[job["task"]], x, y, k)
     learngene_dir = os.path.join(job["cache"], "learngenes", arm.learngene) if arm.learngene else None
@@ -220,10 +225,6 @@ def run_job(job: dict) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "curve": curve,
     }
-
-
-def _tuples(value):
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _signature(arm_name: str, cache: str) -> str | None:
@@ -363,11 +364,11 @@ def run_plan(plan: Plan, *, output: str, cache: str, workers: int = 2, log=print
                         "key": name,
                         "cache": cache,
                         "ancestor": ancestor,
-                        "settings": asdict(settings),
+                        "settings": settings,
                     }
                     future = pool.submit(run_job, payload)
                 elif kind == "ancestor":
-                    future = pool.submit(_ancestor_job, ancestor, settings)
+                    future = pool.submit(train_ancestor, ancestor, settings)
                 elif kind == "condense":
                     future = pool.submit(condense_job, payload["name"], ancestor, cache, settings)
                 else:
@@ -414,7 +415,3 @@ def run_plan(plan: Plan, *, output: str, cache: str, workers: int = 2, log=print
         with open(summary, "w") as f:
             json.dump(record, f, indent=1)
     return {"ran": ran, "shared": shared, "failed": failed}
-
-
-def _ancestor_job(folder: str, settings: Settings) -> dict:
-    return train_ancestor(folder, settings)
