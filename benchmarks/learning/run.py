@@ -21,7 +21,7 @@ from learning_v2.plan import PLANS, estimate_cpu_seconds  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plan", choices=sorted(PLANS), default="cpu2h", help="which runs (default: %(default)s)")
+    parser.add_argument("--plan", choices=sorted(PLANS), default=None, help="which runs (default: cpu2h)")
     parser.add_argument("--quick", action="store_true", help="same as --plan quick, into a temporary-style folder")
     parser.add_argument("--workers", type=int, default=2, help="single-threaded worker processes (default: 2)")
     parser.add_argument("--output", default=None, help="results folder (default: results/learning_v2[_quick])")
@@ -31,7 +31,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
-    plan = PLANS["quick" if args.quick else args.plan]
+    if args.quick and args.plan not in (None, "quick"):
+        parser.error(f"--quick is the quick plan; it cannot be combined with --plan {args.plan} (drop one of them)")
+    plan = PLANS["quick" if args.quick else args.plan or "cpu2h"]
     output = args.output or os.path.join(HERE, "results", "learning_v2" + ("_quick" if plan.name == "quick" else ""))
     if args.dry_run:
         cpu = estimate_cpu_seconds(plan)
